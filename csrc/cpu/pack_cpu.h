@@ -1,0 +1,27 @@
+// Packing a time-major series into the bit streams the counting kernels read.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "../te_plan.h"
+
+namespace te {
+namespace cpu {
+
+// One side (source or target) of a problem, packed.
+struct PackedSide {
+  at::Tensor onehot;  // int64 [rows_padded, plan.words]: one-hot stream of state s of
+                      // neuron c at row c*(S-1) + s-1 (one-hot path only)
+  at::Tensor states;  // int32 [C, nobs]: state of every observation (histogram path only)
+  at::Tensor counts;  // int64 [C, S]: how often each state occurs
+  int64_t streams = 0;  // S - 1 one-hot streams per neuron
+};
+
+// Binarises (value > threshold, or checks 0/1) and packs `x` ([T, C] or
+// [R, T, C], any strides) as the target (ynext, ypast) or the source (xpast)
+// side. Raises ValueError naming `name` on a NaN or non-binary value.
+PackedSide pack_side_cpu(const at::Tensor& x, const SeriesPlan& p, bool is_target,
+                         int64_t row_pad, const char* op, const char* name);
+
+}  // namespace cpu
+}  // namespace te

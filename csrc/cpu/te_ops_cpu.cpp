@@ -1,0 +1,139 @@
+// CPU implementations of the torch.ops.te ops.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "../te_math.h"
+#include "../te_plan.h"
+#include "pack_cpu.h"
+#include "pair_counts_cpu.h"
+
+namespace te {
+namespace cpu {
+namespace {
+
+// Tables of f(c) = c log2 c larger than this fall back to direct logs for the
+// rare counts past the end (see math::TableClog).
+constexpr int64_t kMaxClogTable = int64_t(1) << 22;
+
+std::vector<double> clog_table(int64_t max_count) {
+  std::vector<double> t(static_cast<size_t>(std::min(max_count, kMaxClogTable) + 1));
+  for (size_t c = 0; c < t.size(); ++c) t[c] = math::clog2c(static_cast<int64_t>(c));
+  return t;
+}
+
+struct Packed {
+  SeriesPlan plan;
+  PackedSide source, target;
+};
+
+// Checks that workspace and output fit before anything is allocated, then packs.
+Packed pack_both(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& plan,
+                 int64_t output_bytes, const char* op) {
+  Packed p;
+  p.plan = plan;
+  int64_t total = 0;
+  if (__builtin_add_overflow(workspace_bytes(plan, kRowTile), output_bytes, &total))
+    total = std::numeric_limits<int64_t>::max();
+  check_fits(total, host_memory_bytes(), plan, op);
+  p.source = pack_side_cpu(source, p.plan, /*is_target=*/false, kRowTile, op, "source");
+  p.target = pack_side_cpu(target, p.plan, /*is_target=*/true, kRowTile, op, "target");
+  return p;
+}
+
+// Output bytes of an [a, b, c] tensor of `elem` bytes, or "too many" when it
+// would overflow: the memory check then reports it instead of a crash.
+int64_t output_bytes(int64_t a, int64_t b, int64_t c, int64_t elem) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r) || __builtin_mul_overflow(r, c, &r) ||
+      __builtin_mul_overflow(r, elem, &r))
+    return std::numeric_limits<int64_t>::max();
+  return r;
+}
+
+at::Tensor joint_counts_cpu(const at::Tensor& source, const at::Tensor& target, int64_t k,
+                            int64_t l, int64_t delay, std::optional<double> threshold) {
+  const char* op = "te.joint_counts";
+  const SeriesPlan plan = plan_series(source, target, k, l, delay, threshold, op);
+  Packed p = pack_both(source, target, plan, output_bytes(plan.I, plan.J, plan.bins, 8), op);
+  at::Tensor out = at::empty({p.plan.I, p.plan.J, p.plan.bins}, source.options().dtype(at::kLong));
+  int64_t* o = out.data_ptr<int64_t>();
+  const int64_t J = p.plan.J, nb = p.plan.bins;
+  for_all_pairs(p.source, p.target, p.plan, [&](int64_t i, int64_t j, const int64_t* c) {
+    std::copy(c, c + nb, o + (i * J + j) * nb);
+  });
+  return out;
+}
+
+at::Tensor transfer_entropy_cpu(const at::Tensor& source, const at::Tensor& target, int64_t k,
+                                int64_t l, int64_t delay, std::optional<double> threshold) {
+  const char* op = "te.transfer_entropy";
+  const SeriesPlan plan = plan_series(source, target, k, l, delay, threshold, op);
+  Packed p = pack_both(source, target, plan, output_bytes(plan.I, plan.J, 1, 8), op);
+  at::Tensor out = at::empty({p.plan.I, p.plan.J}, source.options().dtype(at::kDouble));
+  double* o = out.data_ptr<double>();
+  const std::vector<double> table = clog_table(p.plan.nobs);
+  const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
+  const int64_t J = p.plan.J;
+  const int k_ = p.plan.k, l_ = p.plan.l;
+  for_all_pairs(p.source, p.target, p.plan, [&](int64_t i, int64_t j, const int64_t* c) {
+    o[i * J + j] = math::te_from_joint_counts(c, k_, l_, f);
+  });
+  return out;
+}
+
+at::Tensor transfer_entropy_pairs_cpu(const at::Tensor& source, const at::Tensor& target,
+                                      const at::Tensor& pairs, int64_t k, int64_t l,
+                                      int64_t delay, std::optional<double> threshold) {
+  const char* op = "te.transfer_entropy_pairs";
+  const SeriesPlan plan = plan_series(source, target, k, l, delay, threshold, op);
+  check_pairs(pairs, plan, source.device(), op);
+  Packed p = pack_both(source, target, plan, output_bytes(pairs.size(0), 1, 1, 8), op);
+  const at::Tensor pc = pairs.contiguous();
+  at::Tensor out = at::empty({pc.size(0)}, source.options().dtype(at::kDouble));
+  double* o = out.data_ptr<double>();
+  const std::vector<double> table = clog_table(p.plan.nobs);
+  const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
+  const int k_ = p.plan.k, l_ = p.plan.l;
+  for_listed_pairs(p.source, p.target, p.plan, pc.const_data_ptr<int64_t>(), pc.size(0),
+                   [&](int64_t q, const int64_t* c) { o[q] = math::te_from_joint_counts(c, k_, l_, f); });
+  return out;
+}
+
+at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
+  const char* op = "te.te_from_counts";
+  const int64_t bins = check_counts(counts, k, l, op);
+  const at::Tensor c = counts.to(at::kLong).contiguous();
+  std::vector<int64_t> shape(counts.sizes().begin(), counts.sizes().end() - 1);
+  at::Tensor out = at::empty(shape, counts.options().dtype(at::kDouble));
+  const int64_t npairs = out.numel();
+  if (npairs == 0) return out;
+  const int64_t* cp = c.const_data_ptr<int64_t>();
+  const int64_t lo = c.min().item<int64_t>();
+  TORCH_CHECK_VALUE(lo >= 0, op, ": counts must be non-negative, found ", lo);
+  const std::vector<double> table = clog_table(c.max().item<int64_t>());
+  const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
+  double* o = out.data_ptr<double>();
+  const int k_ = static_cast<int>(k), l_ = static_cast<int>(l);
+  at::parallel_for(0, npairs, 256, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) o[q] = math::te_from_joint_counts(cp + q * bins, k_, l_, f);
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(te, CPU, m) {
+  m.impl("joint_counts", &joint_counts_cpu);
+  m.impl("te_from_counts", &te_from_counts_cpu);
+  m.impl("transfer_entropy", &transfer_entropy_cpu);
+  m.impl("transfer_entropy_pairs", &transfer_entropy_pairs_cpu);
+}
+
+}  // namespace cpu
+}  // namespace te

@@ -1,0 +1,203 @@
+// The math of the op library, written once for the CPU and the CUDA kernels.
+//
+// Every function here is HOST_DEVICE: the CPU kernels call exactly these, so
+// the CPU test-suite exercises the arithmetic that the GPU runs.
+//
+// Vocabulary (see README "Definitions"):
+//  * a series is packed LSB-first into 64-bit words, bit t = value at time t;
+//  * an observation n (n0 <= n < T) has a target state
+//        ystate = (y[n] << k) | ypast,   ypast = sum_{m<k} y[n-1-m] 2^m
+//    and a source state  xstate = xpast = sum_{m<l} x[n-delay-m] 2^m;
+//  * bin = (ystate << l) | xstate  ==  (y[n] << (k+l)) | (ypast << l) | xpast.
+//  * "one-hot" words: for a state s, the observations whose state is s, as bits.
+//    State 0 is never stored: its counts follow from the marginals, which is
+//    what lets k = l = 1 get away with three AND+popcount streams per pair.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define TE_HD __host__ __device__ __forceinline__
+#else
+#define TE_HD inline
+#endif
+
+namespace te {
+namespace math {
+
+constexpr int kWordBits = 64;
+// Packed rows are padded to this many words so a 512-bit load never straddles
+// the end of a row; the padding is zero and so never reaches a count.
+constexpr int64_t kWordPad = 8;
+
+TE_HD int64_t first_observation(int64_t k, int64_t l, int64_t delay) {
+  return k > l - 1 + delay ? k : l - 1 + delay;
+}
+
+TE_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+TE_HD int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+TE_HD int64_t bin_index(int64_t ynext, int64_t ypast, int64_t xpast, int k, int l) {
+  return (ynext << (k + l)) | (ypast << l) | xpast;
+}
+
+TE_HD uint64_t popcount64(uint64_t w) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__popcll(w));
+#else
+  return static_cast<uint64_t>(__builtin_popcountll(w));
+#endif
+}
+
+// Mask of the valid observation bits in word w of a stream of nbits bits.
+TE_HD uint64_t valid_mask(int64_t w, int64_t nbits) {
+  const int64_t left = nbits - w * kWordBits;
+  if (left >= kWordBits) return ~uint64_t(0);
+  if (left <= 0) return 0;
+  return (uint64_t(1) << left) - 1;
+}
+
+// 64 bits of a packed series starting at bit `bit` (>= 0); words past nwords
+// read as zero.
+TE_HD uint64_t load_bits(const uint64_t* words, int64_t nwords, int64_t bit) {
+  const int64_t q = bit / kWordBits;
+  const int s = static_cast<int>(bit % kWordBits);
+  const uint64_t lo = q < nwords ? words[q] : 0;
+  if (s == 0) return lo;
+  const uint64_t hi = q + 1 < nwords ? words[q + 1] : 0;
+  return (lo >> s) | (hi << (kWordBits - s));
+}
+
+// Binarisation of one input value. `bad` is set for a value the contract
+// rejects: NaN under a threshold, anything but 0/1 without one.
+template <typename T>
+TE_HD bool to_bit(T v, bool has_threshold, double threshold, bool* bad) {
+  const double d = static_cast<double>(v);
+  if (has_threshold) {
+    if (d != d) *bad = true;
+    return d > threshold;
+  }
+  if (d != 0.0 && d != 1.0) *bad = true;
+  return d != 0.0;
+}
+
+// Lag (in time steps before n) of bit b of a state. Target: bits 0..k-1 are
+// ypast (lags 1..k), bit k is ynext (lag 0). Source: bit m is lag delay+m.
+TE_HD int64_t target_state_lag(int b, int k) { return b < k ? b + 1 : 0; }
+TE_HD int64_t source_state_lag(int b, int64_t delay) { return delay + b; }
+
+// One observation word of the one-hot stream of `state`: the AND, over the
+// state's bits, of each lagged series word or of its complement.
+TE_HD uint64_t onehot_word(const uint64_t* lag_words, int nbits, int64_t state) {
+  uint64_t acc = ~uint64_t(0);
+  for (int b = 0; b < nbits; ++b) {
+    acc &= ((state >> b) & 1) ? lag_words[b] : ~lag_words[b];
+  }
+  return acc;
+}
+
+// State of one observation read straight from a packed series (the path for
+// state spaces too large for one-hot streams).
+TE_HD int64_t state_at(const uint64_t* series, int64_t nwords, int64_t n, int nbits,
+                       bool is_target, int k, int64_t delay) {
+  int64_t s = 0;
+  for (int b = 0; b < nbits; ++b) {
+    const int64_t lag = is_target ? target_state_lag(b, k) : source_state_lag(b, delay);
+    const int64_t t = n - lag;
+    const uint64_t w = t / kWordBits < nwords ? series[t / kWordBits] : 0;
+    s |= static_cast<int64_t>((w >> (t % kWordBits)) & 1) << b;
+  }
+  return s;
+}
+
+// sum_w popcount(a[w] & b[w]) over [0, n): the per-pair counting primitive.
+TE_HD int64_t and_popcount(const uint64_t* a, const uint64_t* b, int64_t n) {
+  int64_t c = 0;
+  for (int64_t w = 0; w < n; ++w) c += static_cast<int64_t>(popcount64(a[w] & b[w]));
+  return c;
+}
+
+// Joint counts of one pair from its cross counts and the two marginals.
+//   cross(xs, ys) = #obs with xstate = xs and ystate = ys, for xs, ys >= 1,
+//                   read at cross[(xs-1)*cross_xs + (ys-1)*cross_ys];
+//   xcount[xs], ycount[ys]: per-neuron state counts (index 0 included);
+//   n: number of observations. Writes all 2^(k+l+1) bins of out.
+TE_HD void assemble_joint_counts(const int64_t* cross, int64_t cross_xs, int64_t cross_ys,
+                                 const int64_t* xcount, const int64_t* ycount, int64_t n,
+                                 int k, int l, int64_t* out) {
+  const int64_t sx = int64_t(1) << l;
+  const int64_t sy = int64_t(1) << (k + 1);
+  int64_t all_cross = 0;
+  for (int64_t ys = 1; ys < sy; ++ys) {
+    int64_t row = 0;
+    for (int64_t xs = 1; xs < sx; ++xs) {
+      const int64_t c = cross[(xs - 1) * cross_xs + (ys - 1) * cross_ys];
+      out[(ys << l) | xs] = c;
+      row += c;
+    }
+    out[ys << l] = ycount[ys] - row;
+    all_cross += row;
+  }
+  int64_t xs_total = 0;
+  for (int64_t xs = 1; xs < sx; ++xs) {
+    int64_t col = 0;
+    for (int64_t ys = 1; ys < sy; ++ys) col += cross[(xs - 1) * cross_xs + (ys - 1) * cross_ys];
+    out[xs] = xcount[xs] - col;
+    xs_total += xcount[xs];
+  }
+  int64_t ys_total = 0;
+  for (int64_t ys = 1; ys < sy; ++ys) ys_total += ycount[ys];
+  out[0] = n - xs_total - ys_total + all_cross;
+}
+
+// f(c) = c log2 c, f(0) = 0. Evaluated directly; the CPU reductions read the
+// same values from a table (see CLogTable) to keep logarithms out of pair loops.
+TE_HD double clog2c(int64_t c) {
+  return c > 0 ? static_cast<double>(c) * log2(static_cast<double>(c)) : 0.0;
+}
+
+struct DirectClog {
+  TE_HD double operator()(int64_t c) const { return clog2c(c); }
+};
+
+// Table of f(0..size-1); any count at or past the end falls back to f itself.
+struct TableClog {
+  const double* table;
+  int64_t size;
+  TE_HD double operator()(int64_t c) const { return c < size ? table[c] : clog2c(c); }
+};
+
+// TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index):
+//   N*TE = sum f(c_bin) + sum f(c_ypast) - sum f(c_ypast,xpast) - sum f(c_ynext,ypast)
+// which is the plug-in sum p log2 p(yn|yp,xp)/p(yn|yp) multiplied out.
+// Zero observations give 0; the estimate is a conditional mutual information
+// and so >= 0, and a negative rounding residue is returned as 0.
+template <typename Clog>
+TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
+  const int64_t sx = int64_t(1) << l;
+  const int64_t syp = int64_t(1) << k;
+  const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0
+  int64_t n = 0;
+  double acc = 0.0;
+  for (int64_t b = 0; b < 2 * half; ++b) {
+    n += c[b];
+    acc += f(c[b]);
+  }
+  if (n == 0) return 0.0;
+  for (int64_t b = 0; b < half; ++b) acc -= f(c[b] + c[b + half]);  // (ypast, xpast)
+  for (int64_t yp = 0; yp < syp; ++yp) {
+    int64_t y0 = 0, y1 = 0;
+    for (int64_t xs = 0; xs < sx; ++xs) {
+      y0 += c[(yp << l) | xs];
+      y1 += c[half | (yp << l) | xs];
+    }
+    acc += f(y0 + y1) - f(y0) - f(y1);  // + f(ypast) - f(ynext, ypast)
+  }
+  const double te = acc / static_cast<double>(n);
+  return te > 0.0 ? te : 0.0;
+}
+
+}  // namespace math
+}  // namespace te
