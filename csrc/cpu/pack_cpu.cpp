@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <type_traits>
 #include <mutex>
 #include <vector>
 
@@ -17,9 +19,10 @@ namespace te {
 namespace cpu {
 namespace {
 
-// Columns binarised together: a row segment of this many values is read
-// contiguously for time-major input, one bit of each column's word at a time.
-constexpr int64_t kColumnBlock = 256;
+// Columns binarised together: one 64 x 64 bit block (64 time steps of 64
+// columns) is read row by row, contiguously for time-major input, and then
+// transposed so each column's 64 time steps land in one word.
+constexpr int64_t kColumnBlock = 64;
 
 // Remembers the first rejected value seen by any thread.
 struct BadValue {
@@ -35,33 +38,67 @@ struct BadValue {
   }
 };
 
+// In place: afterwards bit t of a[c] is what bit c of a[t] was.
+void transpose_bits64(uint64_t a[64]) {
+  uint64_t m = 0x00000000FFFFFFFFULL;
+  for (int j = 32; j != 0; j >>= 1, m ^= m << j) {
+    for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+      const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+      a[k] ^= t << j;
+      a[k | j] ^= t;
+    }
+  }
+}
+
+// Bit c = binarised row[c * sc], for c < nc.
+template <typename scalar_t>
+uint64_t row_bits(const scalar_t* row, int64_t sc, int64_t nc, const SeriesPlan& p, bool* bad) {
+  uint64_t m = 0;
+  for (int64_t c = 0; c < nc; ++c) {
+    m |= static_cast<uint64_t>(math::to_bit(row[c * sc], p.has_threshold, p.threshold, bad)) << c;
+  }
+  return m;
+}
+
+// One-byte 0/1 values, 64 in a row: eight bytes at a time, gathered into
+// eight bits by one multiply (byte b lands in bit 56 + b, then shifted down).
+uint64_t row_bits_bytes01(const uint8_t* row, bool* bad) {
+  uint64_t m = 0;
+  for (int q = 0; q < 8; ++q) {
+    uint64_t v;
+    std::memcpy(&v, row + 8 * q, 8);
+    *bad |= (v & 0xFEFEFEFEFEFEFEFEULL) != 0;
+    m |= ((v * 0x0102040810204080ULL) >> 56) << (8 * q);
+  }
+  return m;
+}
+
 template <typename scalar_t>
 void pack_raw(const at::Tensor& x3, const SeriesPlan& p, uint64_t* raw, BadValue& bad) {
   const scalar_t* base = x3.const_data_ptr<scalar_t>();
   const int64_t sr = x3.stride(0), st = x3.stride(1), sc = x3.stride(2);
   const int64_t C = x3.size(2);
+  constexpr bool one_byte = sizeof(scalar_t) == 1 && !std::is_same_v<scalar_t, int8_t>;
   at::parallel_for(0, at::divup(C, kColumnBlock), 1, [&](int64_t blk0, int64_t blk1) {
-    uint64_t acc[kColumnBlock];
+    uint64_t block[64];
     for (int64_t blk = blk0; blk < blk1; ++blk) {
       const int64_t c0 = blk * kColumnBlock;
       const int64_t nc = std::min(kColumnBlock, C - c0);
+      const bool fast_bytes = one_byte && !p.has_threshold && sc == 1 && nc == 64;
       for (int64_t r = 0; r < p.R; ++r) {
         for (int64_t wt = 0; wt < p.raw_words; ++wt) {
           const int64_t t0 = wt * math::kWordBits;
           const int64_t nt = std::min<int64_t>(math::kWordBits, p.T - t0);
-          std::fill(acc, acc + nc, 0);
           bool any_bad = false;
           for (int64_t b = 0; b < nt; ++b) {
             const scalar_t* row = base + r * sr + (t0 + b) * st + c0 * sc;
-            for (int64_t c = 0; c < nc; ++c) {
-              bool bad_here = false;
-              const bool bit = math::to_bit(row[c * sc], p.has_threshold, p.threshold, &bad_here);
-              acc[c] |= static_cast<uint64_t>(bit) << b;
-              any_bad |= bad_here;
-            }
+            block[b] = fast_bytes
+                           ? row_bits_bytes01(reinterpret_cast<const uint8_t*>(row), &any_bad)
+                           : row_bits(row, sc, nc, p, &any_bad);
           }
+          std::fill(block + nt, block + 64, 0);
           if (any_bad) {
-            // Rescan only this word to name the offending value.
+            // Rescan only this block to name the offending value.
             for (int64_t b = 0; b < nt; ++b) {
               const scalar_t* row = base + r * sr + (t0 + b) * st + c0 * sc;
               for (int64_t c = 0; c < nc; ++c) {
@@ -71,7 +108,8 @@ void pack_raw(const at::Tensor& x3, const SeriesPlan& p, uint64_t* raw, BadValue
               }
             }
           }
-          for (int64_t c = 0; c < nc; ++c) raw[((c0 + c) * p.R + r) * p.raw_words + wt] = acc[c];
+          transpose_bits64(block);
+          for (int64_t c = 0; c < nc; ++c) raw[((c0 + c) * p.R + r) * p.raw_words + wt] = block[c];
         }
       }
     }

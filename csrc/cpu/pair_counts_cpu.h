@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../te_math.h"
@@ -26,6 +27,18 @@ inline int64_t tile_neurons(int64_t streams) {
   return std::max<int64_t>(kRowTile, math::round_up(kTileRows / streams, kRowTile));
 }
 
+// Calls fn(k, l) with compile-time constants for the common k = l = 1, so
+// that the per-pair assembly and reduction unroll; the per-pair math is
+// otherwise the largest part of the run time. Other histories pass ints.
+template <typename Fn>
+void with_history(int k, int l, Fn fn) {
+  if (k == 1 && l == 1) {
+    fn(std::integral_constant<int, 1>{}, std::integral_constant<int, 1>{});
+  } else {
+    fn(k, l);
+  }
+}
+
 // Histogram of one pair on the path without one-hot streams.
 inline void histogram_pair(const int32_t* xs, const int32_t* ys, int64_t nobs, int l,
                            int64_t* bins, int64_t nbins) {
@@ -34,8 +47,9 @@ inline void histogram_pair(const int32_t* xs, const int32_t* ys, int64_t nobs, i
 }
 
 // sink(i, j, counts) for all I x J pairs; sink must be thread-safe per pair.
-template <typename Sink>
-void for_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p, Sink sink) {
+template <typename KT, typename LT, typename Sink>
+void for_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p, KT k, LT l,
+                   Sink sink) {
   const int64_t* xcount = X.counts.const_data_ptr<int64_t>();
   const int64_t* ycount = Y.counts.const_data_ptr<int64_t>();
   const int64_t bi = tile_neurons(X.streams), bj = tile_neurons(Y.streams);
@@ -72,7 +86,7 @@ void for_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p
         for (int64_t j = j0; j < j1; ++j) {
           const int64_t* c = cross.data() + (i - i0) * X.streams * ldc + (j - j0) * Y.streams;
           math::assemble_joint_counts(c, ldc, 1, xcount + i * p.sx, ycount + j * p.sy, p.nobs,
-                                      p.k, p.l, bins.data());
+                                      k, l, bins.data());
           sink(i, j, bins.data());
         }
       }

@@ -64,8 +64,10 @@ at::Tensor joint_counts_cpu(const at::Tensor& source, const at::Tensor& target, 
   at::Tensor out = at::empty({p.plan.I, p.plan.J, p.plan.bins}, source.options().dtype(at::kLong));
   int64_t* o = out.data_ptr<int64_t>();
   const int64_t J = p.plan.J, nb = p.plan.bins;
-  for_all_pairs(p.source, p.target, p.plan, [&](int64_t i, int64_t j, const int64_t* c) {
-    std::copy(c, c + nb, o + (i * J + j) * nb);
+  with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
+    for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
+      std::copy(c, c + nb, o + (i * J + j) * nb);
+    });
   });
   return out;
 }
@@ -80,9 +82,10 @@ at::Tensor transfer_entropy_cpu(const at::Tensor& source, const at::Tensor& targ
   const std::vector<double> table = clog_table(p.plan.nobs);
   const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
   const int64_t J = p.plan.J;
-  const int k_ = p.plan.k, l_ = p.plan.l;
-  for_all_pairs(p.source, p.target, p.plan, [&](int64_t i, int64_t j, const int64_t* c) {
-    o[i * J + j] = math::te_from_joint_counts(c, k_, l_, f);
+  with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
+    for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
+      o[i * J + j] = math::te_from_joint_counts(c, k_, l_, f);
+    });
   });
   return out;
 }
