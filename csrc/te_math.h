@@ -30,6 +30,9 @@ constexpr int kWordBits = 64;
 // Packed rows are padded to this many words so a 512-bit load never straddles
 // the end of a row; the padding is zero and so never reaches a count.
 constexpr int64_t kWordPad = 8;
+// Largest histogram the one-hot path produces (k = 6, l = 1): GPU threads keep
+// a pair's bins in a fixed-size local array of this many counts.
+constexpr int64_t kMaxOnehotBins = 256;
 
 TE_HD int64_t first_observation(int64_t k, int64_t l, int64_t delay) {
   return k > l - 1 + delay ? k : l - 1 + delay;

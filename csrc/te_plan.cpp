@@ -101,7 +101,7 @@ SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64
   p.sx = int64_t(1) << l;
   p.sy = int64_t(1) << (k + 1);
   p.bins = int64_t(1) << (k + l + 1);
-  p.onehot = (p.sx - 1) * (p.sy - 1) <= kMaxOnehotProducts;
+  p.onehot = (p.sx - 1) * (p.sy - 1) <= kMaxOnehotProducts && p.bins <= math::kMaxOnehotBins;
   return p;
 }
 

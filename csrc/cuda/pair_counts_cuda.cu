@@ -1,0 +1,260 @@
+#include "pair_counts_cuda.h"
+
+#include <ATen/ops/_int_mm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "../te_math.h"
+
+namespace te {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned blocks_for(int64_t n) {
+  return static_cast<unsigned>(std::min<int64_t>(math::ceil_div(n, kThreads), 65535 * 32));
+}
+
+// ---- Cross counts: C[a][b] = sum_w popcount(X[a][w] & Y[b][w]) ----------------
+// A 64 x 64 tile of C per block of 16 x 16 threads, 4 x 4 outputs per thread;
+// both operands' words pass through shared memory, so each word loaded from
+// global memory is used by 64 products.
+constexpr int kTile = 64;
+constexpr int kTileWords = 16;
+
+__global__ void cross_popcount_kernel(const uint64_t* __restrict__ X,
+                                      const uint64_t* __restrict__ Y, int64_t words,
+                                      int64_t rows_x, int64_t rows_y, int64_t* __restrict__ cross) {
+  __shared__ uint64_t xs[kTile][kTileWords + 1];  // +1: no bank conflicts on column reads
+  __shared__ uint64_t ys[kTile][kTileWords + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t a0 = int64_t(blockIdx.y) * kTile, b0 = int64_t(blockIdx.x) * kTile;
+  int64_t acc[4][4] = {};
+  for (int64_t w0 = 0; w0 < words; w0 += kTileWords) {
+    for (int e = ty * 16 + tx; e < kTile * kTileWords; e += 256) {
+      const int row = e / kTileWords, col = e % kTileWords;
+      const int64_t w = w0 + col;
+      xs[row][col] = (a0 + row < rows_x && w < words) ? X[(a0 + row) * words + w] : 0;
+      ys[row][col] = (b0 + row < rows_y && w < words) ? Y[(b0 + row) * words + w] : 0;
+    }
+    __syncthreads();
+#pragma unroll 4
+    for (int kk = 0; kk < kTileWords; ++kk) {
+      uint64_t xv[4], yv[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) xv[r] = xs[ty + 16 * r][kk];
+#pragma unroll
+      for (int s = 0; s < 4; ++s) yv[s] = ys[tx + 16 * s][kk];
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int s = 0; s < 4; ++s) acc[r][s] += math::popcount64(xv[r] & yv[s]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < 4; ++r)
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const int64_t a = a0 + ty + 16 * r, b = b0 + tx + 16 * s;
+      if (a < rows_x && b < rows_y) cross[a * rows_y + b] = acc[r][s];
+    }
+}
+
+// ---- The GEMM path: the same cross counts as an int8 matmul on tensor cores ----
+// Unpacks one-hot words to int8 0/1 bits, [rows, words * 64].
+__global__ void unpack_bits_kernel(const uint64_t* __restrict__ words_in, int64_t rows,
+                                   int64_t words, int8_t* __restrict__ out) {
+  const int64_t total = rows * words * math::kWordBits;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    out[idx] = static_cast<int8_t>((words_in[idx / math::kWordBits] >> (idx % math::kWordBits)) & 1);
+  }
+}
+
+at::Tensor unpack_bits(const at::Tensor& onehot) {
+  at::Tensor out = at::empty({onehot.size(0), onehot.size(1) * math::kWordBits},
+                             onehot.options().dtype(at::kChar));
+  unpack_bits_kernel<<<blocks_for(out.numel()), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      reinterpret_cast<const uint64_t*>(onehot.const_data_ptr<int64_t>()), onehot.size(0),
+      onehot.size(1), out.data_ptr<int8_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+// Size heuristic (not yet tuned on a GPU; see README "GPU status"): the int8
+// GEMM wins once both operands have many rows and the series is long, since it
+// then runs at tensor-core rate while the popcount kernel is bound by integer
+// throughput. It is exact: products are 0/1 and int32 accumulation holds any
+// count below 2^31 observations, which plan_series guarantees here. Its int8
+// operands take 64x the packed bits, so it is used only while they stay small.
+bool use_gemm(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p) {
+  const int64_t rows_x = X.onehot.size(0), rows_y = Y.onehot.size(0);
+  const int64_t k_bits = p.words * math::kWordBits;
+  const int64_t operand_bytes = (rows_x + rows_y) * k_bits;
+  return rows_x >= 512 && rows_y >= 512 && k_bits >= 4096 && p.nobs < (int64_t(1) << 31) &&
+         operand_bytes <= (int64_t(1) << 31);
+}
+
+at::Tensor cross_counts(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p) {
+  const int64_t rows_x = X.onehot.size(0), rows_y = Y.onehot.size(0);
+  if (use_gemm(X, Y, p)) {
+    // [rows_x, K] @ [K, rows_y] with the right operand column-major, as
+    // cuBLASLt's int8 path expects.
+    return at::_int_mm(unpack_bits(X.onehot), unpack_bits(Y.onehot).t()).to(at::kLong);
+  }
+  at::Tensor cross = at::empty({rows_x, rows_y}, X.onehot.options());
+  const dim3 grid(static_cast<unsigned>(math::ceil_div(rows_y, kTile)),
+                  static_cast<unsigned>(math::ceil_div(rows_x, kTile)));
+  cross_popcount_kernel<<<grid, dim3(16, 16), 0, c10::cuda::getCurrentCUDAStream()>>>(
+      reinterpret_cast<const uint64_t*>(X.onehot.const_data_ptr<int64_t>()),
+      reinterpret_cast<const uint64_t*>(Y.onehot.const_data_ptr<int64_t>()), p.words, rows_x,
+      rows_y, cross.data_ptr<int64_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return cross;
+}
+
+// ---- Per-pair assembly and the fused TE reduction ------------------------------
+struct PairGeometry {
+  int64_t I, J, sx, sy, streams_x, streams_y, nobs;
+  int k, l;
+};
+
+// One thread per pair: joint counts from the cross counts and the marginals,
+// then either stored or reduced to TE without leaving the thread.
+__global__ void assemble_kernel(const int64_t* __restrict__ cross, int64_t ld_cross,
+                                const int64_t* __restrict__ xcount,
+                                const int64_t* __restrict__ ycount, PairGeometry g,
+                                int64_t* __restrict__ counts_out, double* __restrict__ te_out) {
+  const int64_t bins = g.sx * g.sy;
+  for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < g.I * g.J;
+       q += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = q / g.J, j = q % g.J;
+    const int64_t* c = cross + (i * g.streams_x) * ld_cross + j * g.streams_y;
+    int64_t local[math::kMaxOnehotBins];
+    int64_t* dst = counts_out != nullptr ? counts_out + q * bins : local;
+    math::assemble_joint_counts(c, ld_cross, 1, xcount + i * g.sx, ycount + j * g.sy, g.nobs,
+                                g.k, g.l, dst);
+    if (te_out != nullptr) te_out[q] = math::te_from_joint_counts(dst, g.k, g.l, math::DirectClog{});
+  }
+}
+
+// One thread per listed pair, counting straight from the streams.
+__global__ void listed_pairs_kernel(const uint64_t* __restrict__ X, const uint64_t* __restrict__ Y,
+                                    int64_t words, const int64_t* __restrict__ pairs, int64_t npairs,
+                                    const int64_t* __restrict__ xcount,
+                                    const int64_t* __restrict__ ycount, PairGeometry g,
+                                    double* __restrict__ te_out) {
+  for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < npairs;
+       q += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = pairs[2 * q], j = pairs[2 * q + 1];
+    int64_t cross[math::kMaxOnehotBins];
+    for (int64_t xs = 0; xs < g.streams_x; ++xs)
+      for (int64_t ys = 0; ys < g.streams_y; ++ys)
+        cross[xs * g.streams_y + ys] = math::and_popcount(X + (i * g.streams_x + xs) * words,
+                                                          Y + (j * g.streams_y + ys) * words, words);
+    int64_t bins[math::kMaxOnehotBins];
+    math::assemble_joint_counts(cross, g.streams_y, 1, xcount + i * g.sx, ycount + j * g.sy,
+                                g.nobs, g.k, g.l, bins);
+    te_out[q] = math::te_from_joint_counts(bins, g.k, g.l, math::DirectClog{});
+  }
+}
+
+// Histogram path: one thread per (pair, observation), atomics into the pair's bins.
+__global__ void histogram_kernel(const int32_t* __restrict__ xstates,
+                                 const int32_t* __restrict__ ystates,
+                                 const int64_t* __restrict__ pairs, int64_t npairs, int64_t J,
+                                 int64_t nobs, int l, int64_t bins, unsigned long long* counts) {
+  const int64_t total = npairs * nobs;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t q = idx / nobs, o = idx % nobs;
+    const int64_t i = pairs != nullptr ? pairs[2 * q] : q / J;
+    const int64_t j = pairs != nullptr ? pairs[2 * q + 1] : q % J;
+    const int64_t bin = (static_cast<int64_t>(ystates[j * nobs + o]) << l) | xstates[i * nobs + o];
+    atomicAdd(counts + q * bins + bin, 1ull);
+  }
+}
+
+__global__ void te_from_counts_kernel(const int64_t* __restrict__ counts, int64_t npairs, int k,
+                                      int l, double* __restrict__ out) {
+  const int64_t bins = int64_t(1) << (k + l + 1);
+  for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < npairs;
+       q += int64_t(gridDim.x) * blockDim.x) {
+    out[q] = math::te_from_joint_counts(counts + q * bins, k, l, math::DirectClog{});
+  }
+}
+
+PairGeometry geometry(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p) {
+  return PairGeometry{p.I, p.J, p.sx, p.sy, X.streams, Y.streams, p.nobs, p.k, p.l};
+}
+
+at::Tensor histogram_counts(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
+                            const int64_t* pairs, int64_t npairs) {
+  at::Tensor counts = at::zeros({npairs, p.bins}, X.counts.options());
+  histogram_kernel<<<blocks_for(npairs * p.nobs), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      X.states.const_data_ptr<int32_t>(), Y.states.const_data_ptr<int32_t>(), pairs, npairs, p.J,
+      p.nobs, p.l, p.bins, reinterpret_cast<unsigned long long*>(counts.data_ptr<int64_t>()));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return counts;
+}
+
+}  // namespace
+
+at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l) {
+  const int64_t bins = int64_t(1) << (k + l + 1);
+  const int64_t npairs = counts.numel() / bins;
+  at::Tensor out = at::empty({npairs}, counts.options().dtype(at::kDouble));
+  if (npairs == 0) return out;
+  te_from_counts_kernel<<<blocks_for(npairs), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      counts.const_data_ptr<int64_t>(), npairs, k, l, out.data_ptr<double>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+at::Tensor all_pairs_cuda(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
+                          PairOutput what) {
+  if (!p.onehot) {
+    at::Tensor counts = histogram_counts(X, Y, p, nullptr, p.I * p.J);
+    if (what == PairOutput::kCounts) return counts.view({p.I, p.J, p.bins});
+    return te_from_counts_cuda_impl(counts, p.k, p.l).view({p.I, p.J});
+  }
+  const at::Tensor cross = cross_counts(X, Y, p);
+  at::Tensor counts, te;
+  if (what == PairOutput::kCounts) {
+    counts = at::empty({p.I, p.J, p.bins}, X.counts.options());
+  } else {
+    te = at::empty({p.I, p.J}, X.counts.options().dtype(at::kDouble));
+  }
+  assemble_kernel<<<blocks_for(p.I * p.J), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      cross.const_data_ptr<int64_t>(), cross.size(1), X.counts.const_data_ptr<int64_t>(),
+      Y.counts.const_data_ptr<int64_t>(), geometry(X, Y, p),
+      counts.defined() ? counts.data_ptr<int64_t>() : nullptr,
+      te.defined() ? te.data_ptr<double>() : nullptr);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return what == PairOutput::kCounts ? counts : te;
+}
+
+at::Tensor listed_pairs_te_cuda(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
+                                const at::Tensor& pairs) {
+  const int64_t npairs = pairs.size(0);
+  if (!p.onehot) {
+    return te_from_counts_cuda_impl(histogram_counts(X, Y, p, pairs.const_data_ptr<int64_t>(), npairs),
+                                    p.k, p.l);
+  }
+  at::Tensor te = at::empty({npairs}, X.counts.options().dtype(at::kDouble));
+  if (npairs == 0) return te;
+  listed_pairs_kernel<<<blocks_for(npairs), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      reinterpret_cast<const uint64_t*>(X.onehot.const_data_ptr<int64_t>()),
+      reinterpret_cast<const uint64_t*>(Y.onehot.const_data_ptr<int64_t>()), p.words,
+      pairs.const_data_ptr<int64_t>(), npairs, X.counts.const_data_ptr<int64_t>(),
+      Y.counts.const_data_ptr<int64_t>(), geometry(X, Y, p), te.data_ptr<double>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return te;
+}
+
+}  // namespace cuda
+}  // namespace te

@@ -1,0 +1,27 @@
+// Pair counting and the fused TE reduction on the GPU.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "../te_plan.h"
+#include "pack_cuda.h"
+
+namespace te {
+namespace cuda {
+
+// What the per-pair kernels produce from a pair's joint counts.
+enum class PairOutput { kCounts, kTransferEntropy };
+
+// All I x J pairs: int64 [I, J, bins] counts or float64 [I, J] TE.
+at::Tensor all_pairs_cuda(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
+                          PairOutput what);
+
+// Listed pairs (int64 [P, 2], already range-checked): float64 [P] TE.
+at::Tensor listed_pairs_te_cuda(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
+                                const at::Tensor& pairs);
+
+// TE of every [..., bins] histogram (int64, contiguous, non-negative).
+at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l);
+
+}  // namespace cuda
+}  // namespace te

@@ -1,0 +1,104 @@
+// CUDA implementations of the torch.ops.te ops: argument checks (shared with
+// the CPU path), device guard, and the calls into packing and pair kernels.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+#include <torch/library.h>
+
+#include <limits>
+
+#include "../te_plan.h"
+#include "pack_cuda.h"
+#include "pair_counts_cuda.h"
+
+namespace te {
+namespace cuda {
+namespace {
+
+int64_t device_memory_bytes() {
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear it: the op itself will report real faults
+    return std::numeric_limits<int64_t>::max();
+  }
+  return static_cast<int64_t>(total_b);
+}
+
+int64_t add_sat(int64_t a, int64_t b) {
+  int64_t r = 0;
+  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+}
+
+int64_t mul_sat(int64_t a, int64_t b) {
+  int64_t r = 0;
+  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+}
+
+struct Packed {
+  PackedSide source, target;
+};
+
+Packed pack_both(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& p,
+                 int64_t output_bytes, const char* op) {
+  check_fits(add_sat(workspace_bytes(p, kRowPad), output_bytes), device_memory_bytes(), p, op);
+  return Packed{pack_side_cuda(source, p, /*is_target=*/false, op, "source"),
+                pack_side_cuda(target, p, /*is_target=*/true, op, "target")};
+}
+
+at::Tensor joint_counts_cuda(const at::Tensor& source, const at::Tensor& target, int64_t k,
+                             int64_t l, int64_t delay, std::optional<double> threshold) {
+  const char* op = "te.joint_counts";
+  const SeriesPlan p = plan_series(source, target, k, l, delay, threshold, op);
+  const c10::cuda::CUDAGuard guard(source.device());
+  const int64_t out_bytes = mul_sat(mul_sat(mul_sat(p.I, p.J), p.bins), 8);
+  // The cross-count matrix of the one-hot path counts as workspace too.
+  const Packed x = pack_both(source, target, p, add_sat(out_bytes, out_bytes), op);
+  return all_pairs_cuda(x.source, x.target, p, PairOutput::kCounts);
+}
+
+at::Tensor transfer_entropy_cuda(const at::Tensor& source, const at::Tensor& target, int64_t k,
+                                 int64_t l, int64_t delay, std::optional<double> threshold) {
+  const char* op = "te.transfer_entropy";
+  const SeriesPlan p = plan_series(source, target, k, l, delay, threshold, op);
+  const c10::cuda::CUDAGuard guard(source.device());
+  const int64_t cross_bytes = mul_sat(mul_sat(mul_sat(p.I, p.J), p.bins), 8);
+  const Packed x = pack_both(source, target, p, cross_bytes, op);
+  return all_pairs_cuda(x.source, x.target, p, PairOutput::kTransferEntropy);
+}
+
+at::Tensor transfer_entropy_pairs_cuda(const at::Tensor& source, const at::Tensor& target,
+                                       const at::Tensor& pairs, int64_t k, int64_t l,
+                                       int64_t delay, std::optional<double> threshold) {
+  const char* op = "te.transfer_entropy_pairs";
+  const SeriesPlan p = plan_series(source, target, k, l, delay, threshold, op);
+  check_pairs(pairs, p, source.device(), op);
+  const c10::cuda::CUDAGuard guard(source.device());
+  const int64_t out_bytes = mul_sat(mul_sat(pairs.size(0), p.onehot ? 1 : p.bins), 8);
+  const Packed x = pack_both(source, target, p, out_bytes, op);
+  return listed_pairs_te_cuda(x.source, x.target, p, pairs.contiguous());
+}
+
+at::Tensor te_from_counts_cuda(const at::Tensor& counts, int64_t k, int64_t l) {
+  const char* op = "te.te_from_counts";
+  check_counts(counts, k, l, op);
+  const c10::cuda::CUDAGuard guard(counts.device());
+  std::vector<int64_t> shape(counts.sizes().begin(), counts.sizes().end() - 1);
+  if (counts.numel() == 0) return at::empty(shape, counts.options().dtype(at::kDouble));
+  const at::Tensor c = counts.to(at::kLong).contiguous();
+  const int64_t lo = c.min().item<int64_t>();  // sync: negative counts must raise
+  TORCH_CHECK_VALUE(lo >= 0, op, ": counts must be non-negative, found ", lo);
+  return te_from_counts_cuda_impl(c, static_cast<int>(k), static_cast<int>(l)).view(shape);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(te, CUDA, m) {
+  m.impl("joint_counts", &joint_counts_cuda);
+  m.impl("te_from_counts", &te_from_counts_cuda);
+  m.impl("transfer_entropy", &transfer_entropy_cuda);
+  m.impl("transfer_entropy_pairs", &transfer_entropy_pairs_cuda);
+}
+
+}  // namespace cuda
+}  // namespace te
