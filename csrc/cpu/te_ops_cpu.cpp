@@ -117,14 +117,26 @@ at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
   const int64_t npairs = out.numel();
   if (npairs == 0) return out;
   const int64_t* cp = c.const_data_ptr<int64_t>();
-  const int64_t lo = c.min().item<int64_t>();
+  // One pass: the sign check, and the largest pair total, which bounds every
+  // marginal the reduction looks up. (Two ATen reductions would cost more
+  // than the op on the small per-step histograms of training.)
+  int64_t lo = 0, most = 0;
+  for (int64_t q = 0; q < npairs; ++q) {
+    int64_t total = 0;
+    for (int64_t b = 0; b < bins; ++b) {
+      lo = std::min(lo, cp[q * bins + b]);
+      total += cp[q * bins + b];
+    }
+    most = std::max(most, total);
+  }
   TORCH_CHECK_VALUE(lo >= 0, op, ": counts must be non-negative, found ", lo);
-  const std::vector<double> table = clog_table(c.max().item<int64_t>());
+  const std::vector<double> table = clog_table(most);
   const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
   double* o = out.data_ptr<double>();
-  const int k_ = static_cast<int>(k), l_ = static_cast<int>(l);
-  at::parallel_for(0, npairs, 256, [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) o[q] = math::te_from_joint_counts(cp + q * bins, k_, l_, f);
+  with_history(static_cast<int>(k), static_cast<int>(l), [&](auto k_, auto l_) {
+    at::parallel_for(0, npairs, 4096, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) o[q] = math::te_from_joint_counts(cp + q * bins, k_, l_, f);
+    });
   });
   return out;
 }
