@@ -165,11 +165,11 @@ struct DirectClog {
   TE_HD double operator()(int64_t c) const { return clog2c(c); }
 };
 
-// Table of f(0..size-1); any count at or past the end falls back to f itself.
+// f read from a table of f(0..n); the caller sizes it to cover every count
+// and marginal it will be asked for (a pair's total bounds them all).
 struct TableClog {
   const double* table;
-  int64_t size;
-  TE_HD double operator()(int64_t c) const { return c < size ? table[c] : clog2c(c); }
+  TE_HD double operator()(int64_t c) const { return table[c]; }
 };
 
 // TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index):
@@ -182,23 +182,25 @@ TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
   const int64_t sx = int64_t(1) << l;
   const int64_t syp = int64_t(1) << k;
   const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0
+  // Three independent sums, so the lookups of one pair overlap instead of
+  // forming one long dependency chain.
   int64_t n = 0;
-  double acc = 0.0;
-  for (int64_t b = 0; b < 2 * half; ++b) {
-    n += c[b];
-    acc += f(c[b]);
+  double joint = 0.0, cond = 0.0, hist = 0.0;
+  for (int64_t b = 0; b < half; ++b) {
+    n += c[b] + c[b + half];
+    joint += f(c[b]) + f(c[b + half]);
+    cond += f(c[b] + c[b + half]);  // (ypast, xpast)
   }
   if (n == 0) return 0.0;
-  for (int64_t b = 0; b < half; ++b) acc -= f(c[b] + c[b + half]);  // (ypast, xpast)
   for (int64_t yp = 0; yp < syp; ++yp) {
     int64_t y0 = 0, y1 = 0;
     for (int64_t xs = 0; xs < sx; ++xs) {
       y0 += c[(yp << l) | xs];
       y1 += c[half | (yp << l) | xs];
     }
-    acc += f(y0 + y1) - f(y0) - f(y1);  // + f(ypast) - f(ynext, ypast)
+    hist += f(y0 + y1) - f(y0) - f(y1);  // + f(ypast) - f(ynext, ypast)
   }
-  const double te = acc / static_cast<double>(n);
+  const double te = ((joint - cond) + hist) / static_cast<double>(n);
   return te > 0.0 ? te : 0.0;
 }
 

@@ -17,14 +17,21 @@ namespace te {
 namespace cpu {
 namespace {
 
-// Tables of f(c) = c log2 c larger than this fall back to direct logs for the
-// rare counts past the end (see math::TableClog).
+// Past this many entries (32 MiB) the c*log2(c) table would cost more to
+// build than the logarithms it saves.
 constexpr int64_t kMaxClogTable = int64_t(1) << 22;
 
-std::vector<double> clog_table(int64_t max_count) {
-  std::vector<double> t(static_cast<size_t>(std::min(max_count, kMaxClogTable) + 1));
-  for (size_t c = 0; c < t.size(); ++c) t[c] = math::clog2c(static_cast<int64_t>(c));
-  return t;
+// Calls fn(f) with a table-backed f(c) = c log2 c covering 0..max_count, or
+// with the direct formula when such a table would be too large.
+template <typename Fn>
+void with_clog(int64_t max_count, Fn fn) {
+  if (max_count >= kMaxClogTable) {
+    fn(math::DirectClog{});
+    return;
+  }
+  std::vector<double> table(static_cast<size_t>(max_count + 1));
+  for (size_t c = 0; c < table.size(); ++c) table[c] = math::clog2c(static_cast<int64_t>(c));
+  fn(math::TableClog{table.data()});
 }
 
 struct Packed {
@@ -79,12 +86,12 @@ at::Tensor transfer_entropy_cpu(const at::Tensor& source, const at::Tensor& targ
   Packed p = pack_both(source, target, plan, output_bytes(plan.I, plan.J, 1, 8), op);
   at::Tensor out = at::empty({p.plan.I, p.plan.J}, source.options().dtype(at::kDouble));
   double* o = out.data_ptr<double>();
-  const std::vector<double> table = clog_table(p.plan.nobs);
-  const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
   const int64_t J = p.plan.J;
-  with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
-    for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
-      o[i * J + j] = math::te_from_joint_counts(c, k_, l_, f);
+  with_clog(p.plan.nobs, [&](auto f) {
+    with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
+      for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
+        o[i * J + j] = math::te_from_joint_counts(c, k_, l_, f);
+      });
     });
   });
   return out;
@@ -100,11 +107,11 @@ at::Tensor transfer_entropy_pairs_cpu(const at::Tensor& source, const at::Tensor
   const at::Tensor pc = pairs.contiguous();
   at::Tensor out = at::empty({pc.size(0)}, source.options().dtype(at::kDouble));
   double* o = out.data_ptr<double>();
-  const std::vector<double> table = clog_table(p.plan.nobs);
-  const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
   const int k_ = p.plan.k, l_ = p.plan.l;
-  for_listed_pairs(p.source, p.target, p.plan, pc.const_data_ptr<int64_t>(), pc.size(0),
-                   [&](int64_t q, const int64_t* c) { o[q] = math::te_from_joint_counts(c, k_, l_, f); });
+  with_clog(p.plan.nobs, [&](auto f) {
+    for_listed_pairs(p.source, p.target, p.plan, pc.const_data_ptr<int64_t>(), pc.size(0),
+                     [&](int64_t q, const int64_t* c) { o[q] = math::te_from_joint_counts(c, k_, l_, f); });
+  });
   return out;
 }
 
@@ -130,12 +137,12 @@ at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
     most = std::max(most, total);
   }
   TORCH_CHECK_VALUE(lo >= 0, op, ": counts must be non-negative, found ", lo);
-  const std::vector<double> table = clog_table(most);
-  const math::TableClog f{table.data(), static_cast<int64_t>(table.size())};
   double* o = out.data_ptr<double>();
-  with_history(static_cast<int>(k), static_cast<int>(l), [&](auto k_, auto l_) {
-    at::parallel_for(0, npairs, 4096, [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) o[q] = math::te_from_joint_counts(cp + q * bins, k_, l_, f);
+  with_clog(most, [&](auto f) {
+    with_history(static_cast<int>(k), static_cast<int>(l), [&](auto k_, auto l_) {
+      at::parallel_for(0, npairs, 4096, [&](int64_t q0, int64_t q1) {
+        for (int64_t q = q0; q < q1; ++q) o[q] = math::te_from_joint_counts(cp + q * bins, k_, l_, f);
+      });
     });
   });
   return out;
