@@ -7,16 +7,11 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "../te_math.h"
+#include "launch.cuh"
 
 namespace te {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-inline unsigned blocks_for(int64_t n) {
-  return static_cast<unsigned>(std::min<int64_t>(math::ceil_div(n, kThreads), 65535 * 32));
-}
 
 // One thread per (column, time word, replicate), columns fastest: the 32
 // threads of a warp read 32 neighbouring columns of one row, which is
@@ -27,8 +22,7 @@ __global__ void pack_raw_kernel(const scalar_t* __restrict__ x, int64_t sr, int6
                                 bool has_threshold, double threshold, uint64_t* __restrict__ raw,
                                 unsigned long long* bad_flag, double* bad_value) {
   const int64_t total = C * raw_words * R;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t idx = grid_start(); idx < total; idx += grid_stride()) {
     const int64_t c = idx % C;
     const int64_t wt = (idx / C) % raw_words;
     const int64_t r = idx / (C * raw_words);
@@ -55,8 +49,7 @@ __global__ void onehot_kernel(const uint64_t* __restrict__ raw, int64_t C, int64
                               unsigned long long* counts) {
   const int64_t S = int64_t(1) << nbits;
   const int64_t total = C * R * rep_words;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t idx = grid_start(); idx < total; idx += grid_stride()) {
     const int64_t w = idx % rep_words;
     const int64_t r = (idx / rep_words) % R;
     const int64_t c = idx / (rep_words * R);
@@ -84,8 +77,7 @@ __global__ void states_kernel(const uint64_t* __restrict__ raw, int64_t C, int64
   const int64_t S = int64_t(1) << nbits;
   const int64_t nobs = R * obs_per_rep;
   const int64_t total = C * nobs;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t idx = grid_start(); idx < total; idx += grid_stride()) {
     const int64_t o = idx % nobs;
     const int64_t c = idx / nobs;
     const int64_t r = o / obs_per_rep;

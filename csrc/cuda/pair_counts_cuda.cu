@@ -7,16 +7,11 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "../te_math.h"
+#include "launch.cuh"
 
 namespace te {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-inline unsigned blocks_for(int64_t n) {
-  return static_cast<unsigned>(std::min<int64_t>(math::ceil_div(n, kThreads), 65535 * 32));
-}
 
 // ---- Cross counts: C[a][b] = sum_w popcount(X[a][w] & Y[b][w]) ----------------
 // A 64 x 64 tile of C per block of 16 x 16 threads, 4 x 4 outputs per thread;
@@ -69,8 +64,7 @@ __global__ void cross_popcount_kernel(const uint64_t* __restrict__ X,
 __global__ void unpack_bits_kernel(const uint64_t* __restrict__ words_in, int64_t rows,
                                    int64_t words, int8_t* __restrict__ out) {
   const int64_t total = rows * words * math::kWordBits;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t idx = grid_start(); idx < total; idx += grid_stride()) {
     out[idx] = static_cast<int8_t>((words_in[idx / math::kWordBits] >> (idx % math::kWordBits)) & 1);
   }
 }
@@ -130,8 +124,7 @@ __global__ void assemble_kernel(const int64_t* __restrict__ cross, int64_t ld_cr
                                 const int64_t* __restrict__ ycount, PairGeometry g,
                                 int64_t* __restrict__ counts_out, double* __restrict__ te_out) {
   const int64_t bins = g.sx * g.sy;
-  for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < g.I * g.J;
-       q += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t q = grid_start(); q < g.I * g.J; q += grid_stride()) {
     const int64_t i = q / g.J, j = q % g.J;
     const int64_t* c = cross + (i * g.streams_x) * ld_cross + j * g.streams_y;
     int64_t local[math::kMaxOnehotBins];
@@ -148,8 +141,7 @@ __global__ void listed_pairs_kernel(const uint64_t* __restrict__ X, const uint64
                                     const int64_t* __restrict__ xcount,
                                     const int64_t* __restrict__ ycount, PairGeometry g,
                                     double* __restrict__ te_out) {
-  for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < npairs;
-       q += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t q = grid_start(); q < npairs; q += grid_stride()) {
     const int64_t i = pairs[2 * q], j = pairs[2 * q + 1];
     int64_t cross[math::kMaxOnehotBins];
     for (int64_t xs = 0; xs < g.streams_x; ++xs)
@@ -169,8 +161,7 @@ __global__ void histogram_kernel(const int32_t* __restrict__ xstates,
                                  const int64_t* __restrict__ pairs, int64_t npairs, int64_t J,
                                  int64_t nobs, int l, int64_t bins, unsigned long long* counts) {
   const int64_t total = npairs * nobs;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t idx = grid_start(); idx < total; idx += grid_stride()) {
     const int64_t q = idx / nobs, o = idx % nobs;
     const int64_t i = pairs != nullptr ? pairs[2 * q] : q / J;
     const int64_t j = pairs != nullptr ? pairs[2 * q + 1] : q % J;
@@ -182,8 +173,7 @@ __global__ void histogram_kernel(const int32_t* __restrict__ xstates,
 __global__ void te_from_counts_kernel(const int64_t* __restrict__ counts, int64_t npairs, int k,
                                       int l, double* __restrict__ out) {
   const int64_t bins = int64_t(1) << (k + l + 1);
-  for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < npairs;
-       q += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t q = grid_start(); q < npairs; q += grid_stride()) {
     out[q] = math::te_from_joint_counts(counts + q * bins, k, l, math::DirectClog{});
   }
 }
