@@ -17,8 +17,10 @@ namespace {
 // needs far less memory. k, l <= 3 (at most 15 * 7 = 105) stay one-hot.
 constexpr int64_t kMaxOnehotProducts = 128;
 
-// 2^(k+l+1) bins must stay addressable and the shifts defined.
-constexpr int64_t kMaxHistoryBits = 40;
+// The histogram path stores each observation's state as int32, so the target
+// state (k + 1 bits) must fit in 31 bits; with l >= 1 that is k + l + 1 <= 32.
+// A histogram that large (2^32 bins per pair) is then refused by the memory check.
+constexpr int64_t kMaxHistoryBits = 32;
 
 void check_series_tensor(const at::Tensor& x, const char* name, const char* op) {
   TORCH_CHECK_VALUE(x.defined(), op, ": ", name, " is undefined");
@@ -105,7 +107,7 @@ SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64
   return p;
 }
 
-int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad) {
+int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad, int64_t workers) {
   const int64_t neurons = p.I + p.J;
   int64_t bytes = checked_mul(checked_mul(neurons, p.R, "workspace"), p.raw_words * 8, "workspace");
   bytes += checked_mul(neurons, (p.sx + p.sy) * 8, "workspace");
@@ -115,6 +117,8 @@ int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad) {
     bytes += checked_mul(checked_mul(rows, p.words, "workspace"), 8, "workspace");
   } else {
     bytes += checked_mul(checked_mul(neurons, p.nobs, "workspace"), 4, "workspace");
+    // Each worker fills one pair's full histogram at a time.
+    bytes += checked_mul(checked_mul(workers, p.bins, "workspace"), 8, "workspace");
   }
   return bytes;
 }
@@ -157,7 +161,8 @@ void check_pairs(const at::Tensor& pairs, const SeriesPlan& p, const at::Device&
 int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op) {
   TORCH_CHECK_VALUE(k >= 1, op, ": k (target history length) must be >= 1, got ", k);
   TORCH_CHECK_VALUE(l >= 1, op, ": l (source history length) must be >= 1, got ", l);
-  TORCH_CHECK_VALUE(k + l + 1 <= kMaxHistoryBits, op, ": k + l = ", k + l, " is too large");
+  TORCH_CHECK_VALUE(k + l + 1 <= kMaxHistoryBits, op, ": k + l = ", k + l,
+                    " is too large (k + l + 1 must be <= ", kMaxHistoryBits, ")");
   TORCH_CHECK_TYPE(at::isIntegralType(counts.scalar_type(), /*includeBool=*/false), op,
                    ": counts must be an integer tensor (int64 from joint_counts), got dtype ",
                    counts.scalar_type());
@@ -166,6 +171,13 @@ int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char*
   TORCH_CHECK_VALUE(counts.size(-1) == bins, op, ": counts' last dimension must be 2^(k+l+1) = ",
                     bins, " for k=", k, ", l=", l, ", got ", counts.size(-1));
   return bins;
+}
+
+void check_count_range(int64_t least, int64_t most, int64_t bins, const char* op) {
+  TORCH_CHECK_VALUE(least >= 0, op, ": counts must be non-negative, found ", least);
+  const int64_t limit = std::numeric_limits<int64_t>::max() / bins;
+  TORCH_CHECK_VALUE(most <= limit, op, ": counts must be at most ", limit,
+                    " (so that a histogram of ", bins, " bins sums within int64), found ", most);
 }
 
 }  // namespace te

@@ -38,8 +38,15 @@ SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64
                        int64_t l, int64_t delay, std::optional<double> threshold,
                        const char* op);
 
-// Bytes of workspace an op needs beyond its output, for the path in the plan.
-int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad);
+// Bytes of workspace an op needs beyond its output, for the path in the plan;
+// `workers` is how many threads each hold one pair's histogram at a time
+// (0 where the caller accounts for per-pair histograms in its output).
+int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad, int64_t workers);
+
+// Checks that no histogram of `counts` (int64, contiguous, [..., bins]) can
+// sum past int64: every count must be at most INT64_MAX / bins. `most` and
+// `least` are the largest and smallest count.
+void check_count_range(int64_t least, int64_t most, int64_t bins, const char* op);
 
 // Raises ValueError before allocating if `bytes` exceed `limit`.
 void check_fits(int64_t bytes, int64_t limit, const SeriesPlan& p, const char* op);

@@ -45,7 +45,8 @@ Packed pack_both(const at::Tensor& source, const at::Tensor& target, const Serie
   Packed p;
   p.plan = plan;
   int64_t total = 0;
-  if (__builtin_add_overflow(workspace_bytes(plan, kRowTile), output_bytes, &total))
+  if (__builtin_add_overflow(workspace_bytes(plan, kRowTile, at::get_num_threads()),
+                             output_bytes, &total))
     total = std::numeric_limits<int64_t>::max();
   check_fits(total, host_memory_bytes(), plan, op);
   p.source = pack_side_cpu(source, p.plan, /*is_target=*/false, kRowTile, op, "source");
@@ -124,19 +125,22 @@ at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
   const int64_t npairs = out.numel();
   if (npairs == 0) return out;
   const int64_t* cp = c.const_data_ptr<int64_t>();
-  // One pass: the sign check, and the largest pair total, which bounds every
-  // marginal the reduction looks up. (Two ATen reductions would cost more
-  // than the op on the small per-step histograms of training.)
-  int64_t lo = 0, most = 0;
+  // One pass for the range check and the largest pair total, which bounds
+  // every marginal the reduction looks up. (Two ATen reductions would cost
+  // more than the op on the small per-step histograms of training.) Totals
+  // are summed only after the range check has ruled out int64 overflow.
+  int64_t lo = 0, hi = 0;
+  for (int64_t e = 0; e < npairs * bins; ++e) {
+    lo = std::min(lo, cp[e]);
+    hi = std::max(hi, cp[e]);
+  }
+  check_count_range(lo, hi, bins, op);
+  int64_t most = 0;
   for (int64_t q = 0; q < npairs; ++q) {
     int64_t total = 0;
-    for (int64_t b = 0; b < bins; ++b) {
-      lo = std::min(lo, cp[q * bins + b]);
-      total += cp[q * bins + b];
-    }
+    for (int64_t b = 0; b < bins; ++b) total += cp[q * bins + b];
     most = std::max(most, total);
   }
-  TORCH_CHECK_VALUE(lo >= 0, op, ": counts must be non-negative, found ", lo);
   double* o = out.data_ptr<double>();
   with_clog(most, [&](auto f) {
     with_history(static_cast<int>(k), static_cast<int>(l), [&](auto k_, auto l_) {

@@ -1,7 +1,9 @@
 // CUDA implementations of the torch.ops.te ops: argument checks (shared with
 // the CPU path), device guard, and the calls into packing and pair kernels.
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/aminmax.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/stack.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime_api.h>
 #include <torch/library.h>
@@ -41,7 +43,9 @@ struct Packed {
 
 Packed pack_both(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& p,
                  int64_t output_bytes, const char* op) {
-  check_fits(add_sat(workspace_bytes(p, kRowPad), output_bytes), device_memory_bytes(), p, op);
+  // Per-pair histograms are part of `output_bytes` here: no per-worker scratch.
+  check_fits(add_sat(workspace_bytes(p, kRowPad, /*workers=*/0), output_bytes),
+             device_memory_bytes(), p, op);
   return Packed{pack_side_cuda(source, p, /*is_target=*/false, op, "source"),
                 pack_side_cuda(target, p, /*is_target=*/true, op, "target")};
 }
@@ -86,8 +90,11 @@ at::Tensor te_from_counts_cuda(const at::Tensor& counts, int64_t k, int64_t l) {
   std::vector<int64_t> shape(counts.sizes().begin(), counts.sizes().end() - 1);
   if (counts.numel() == 0) return at::empty(shape, counts.options().dtype(at::kDouble));
   const at::Tensor c = counts.to(at::kLong).contiguous();
-  const int64_t lo = c.min().item<int64_t>();  // sync: negative counts must raise
-  TORCH_CHECK_VALUE(lo >= 0, op, ": counts must be non-negative, found ", lo);
+  // The op's one sync: counts out of range must raise, not overflow.
+  const auto [lo, hi] = at::aminmax(c);
+  const at::Tensor range = at::stack({lo, hi}).cpu();
+  const int64_t* r = range.const_data_ptr<int64_t>();
+  check_count_range(r[0], r[1], int64_t(1) << (k + l + 1), op);
   return te_from_counts_cuda_impl(c, static_cast<int>(k), static_cast<int>(l)).view(shape);
 }
 
