@@ -174,33 +174,34 @@ struct TableClog {
 
 // TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index):
 //   N*TE = sum f(c_bin) + sum f(c_ypast) - sum f(c_ypast,xpast) - sum f(c_ynext,ypast)
-// which is the plug-in sum p log2 p(yn|yp,xp)/p(yn|yp) multiplied out.
+// which is the plug-in sum p log2 p(yn|yp,xp)/p(yn|yp) multiplied out. It is
+// grouped per ypast as  sum_xp g(c0, c1) - g(y0, y1),  g(a, b) = f(a) + f(b) - f(a + b),
+// so that when only one source state occurs (a constant source) or the target
+// never changes, the two terms are the same floating-point expression and
+// cancel exactly: TE is exactly 0 there, not a rounding residue.
 // Zero observations give 0; the estimate is a conditional mutual information
 // and so >= 0, and a negative rounding residue is returned as 0.
 template <typename Clog>
 TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
   const int64_t sx = int64_t(1) << l;
   const int64_t syp = int64_t(1) << k;
-  const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0
-  // Three independent sums, so the lookups of one pair overlap instead of
-  // forming one long dependency chain.
+  const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0 below, 1 above
   int64_t n = 0;
-  double joint = 0.0, cond = 0.0, hist = 0.0;
-  for (int64_t b = 0; b < half; ++b) {
-    n += c[b] + c[b + half];
-    joint += f(c[b]) + f(c[b + half]);
-    cond += f(c[b] + c[b + half]);  // (ypast, xpast)
-  }
-  if (n == 0) return 0.0;
+  double sum = 0.0;
   for (int64_t yp = 0; yp < syp; ++yp) {
     int64_t y0 = 0, y1 = 0;
+    double given_x = 0.0;
     for (int64_t xs = 0; xs < sx; ++xs) {
-      y0 += c[(yp << l) | xs];
-      y1 += c[half | (yp << l) | xs];
+      const int64_t a = c[(yp << l) | xs], b = c[half | (yp << l) | xs];
+      given_x += (f(a) + f(b)) - f(a + b);
+      y0 += a;
+      y1 += b;
     }
-    hist += f(y0 + y1) - f(y0) - f(y1);  // + f(ypast) - f(ynext, ypast)
+    sum += given_x - ((f(y0) + f(y1)) - f(y0 + y1));
+    n += y0 + y1;
   }
-  const double te = ((joint - cond) + hist) / static_cast<double>(n);
+  if (n == 0) return 0.0;
+  const double te = sum / static_cast<double>(n);
   return te > 0.0 ? te : 0.0;
 }
 

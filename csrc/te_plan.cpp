@@ -62,12 +62,8 @@ SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64
   TORCH_CHECK_VALUE(source.device() == target.device(), op,
                     ": source and target must be on the same device, got source on ",
                     source.device(), " and target on ", target.device());
-  TORCH_CHECK_VALUE(k >= 1, op, ": k (target history length) must be >= 1, got ", k);
-  TORCH_CHECK_VALUE(l >= 1, op, ": l (source history length) must be >= 1, got ", l);
+  check_history(k, l, op);
   TORCH_CHECK_VALUE(delay >= 1, op, ": delay must be >= 1, got ", delay);
-  TORCH_CHECK_VALUE(k + l + 1 <= kMaxHistoryBits, op, ": k + l = ", k + l,
-                    " is too large: 2^(k+l+1) bins per pair cannot be held in memory "
-                    "(k + l + 1 must be <= ", kMaxHistoryBits, ")");
   if (threshold.has_value()) {
     TORCH_CHECK_VALUE(!std::isnan(*threshold), op, ": threshold must not be NaN");
   }
@@ -158,11 +154,18 @@ void check_pairs(const at::Tensor& pairs, const SeriesPlan& p, const at::Device&
                     p.J, "), found values in [", b[1], ", ", b[3], "]");
 }
 
-int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op) {
+void check_history(int64_t k, int64_t l, const char* op) {
   TORCH_CHECK_VALUE(k >= 1, op, ": k (target history length) must be >= 1, got ", k);
   TORCH_CHECK_VALUE(l >= 1, op, ": l (source history length) must be >= 1, got ", l);
-  TORCH_CHECK_VALUE(k + l + 1 <= kMaxHistoryBits, op, ": k + l = ", k + l,
-                    " is too large (k + l + 1 must be <= ", kMaxHistoryBits, ")");
+  // k and l are bounded one at a time first: k + l itself could overflow.
+  TORCH_CHECK_VALUE(k < kMaxHistoryBits && l < kMaxHistoryBits && k + l + 1 <= kMaxHistoryBits,
+                    op, ": k + l is too large (k=", k, ", l=", l,
+                    "): 2^(k+l+1) bins per pair cannot be held in memory (k + l + 1 must be <= ",
+                    kMaxHistoryBits, ")");
+}
+
+int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op) {
+  check_history(k, l, op);
   TORCH_CHECK_TYPE(at::isIntegralType(counts.scalar_type(), /*includeBool=*/false), op,
                    ": counts must be an integer tensor (int64 from joint_counts), got dtype ",
                    counts.scalar_type());

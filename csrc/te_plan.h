@@ -54,6 +54,9 @@ void check_fits(int64_t bytes, int64_t limit, const SeriesPlan& p, const char* o
 // Physical memory of this machine, the CPU ops' limit.
 int64_t host_memory_bytes();
 
+// Checks 1 <= k, 1 <= l and that 2^(k+l+1) bins stay addressable.
+void check_history(int64_t k, int64_t l, const char* op);
+
 // Checks pairs: int64 [P, 2] with 0 <= i < I, 0 <= j < J, on `device`.
 void check_pairs(const at::Tensor& pairs, const SeriesPlan& p, const at::Device& device,
                  const char* op);

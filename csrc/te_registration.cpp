@@ -16,4 +16,13 @@ TORCH_LIBRARY(te, m) {
       "transfer_entropy_pairs(Tensor source, Tensor target, Tensor pairs, int k=1, int l=1, "
       "int delay=1, float? threshold=None) -> Tensor",
       {at::Tag::pt2_compliant_tag});
+  // One step of a sliding window (te_ext.StreamingJointCounts): appends the rows
+  // of source [B, I] / target [B, J] to the bit-packed rings, sample `seen` first,
+  // and updates counts (int64 [I, J, bins], or empty to keep none) to the joint
+  // counts over the window's last `window` rows.
+  m.def(
+      "window_append_(Tensor(a!) counts, Tensor(b!) source_ring, Tensor(c!) target_ring, "
+      "Tensor source, Tensor target, int seen, int k=1, int l=1, int delay=1, "
+      "float? source_threshold=None, float? target_threshold=None) -> ()",
+      {at::Tag::pt2_compliant_tag});
 }

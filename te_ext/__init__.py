@@ -14,10 +14,14 @@ import torch
 from . import _C  # noqa: F401  (registers torch.ops.te.*)
 from . import _fake  # noqa: F401  (shape functions for torch.compile / opcheck)
 from ._ops import joint_counts, te_from_counts, transfer_entropy, transfer_entropy_pairs
+from .feedback import TEFeedback
+from .window import StreamingJointCounts
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "StreamingJointCounts",
+    "TEFeedback",
     "build_info",
     "joint_counts",
     "te_from_counts",

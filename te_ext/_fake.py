@@ -9,7 +9,17 @@ from __future__ import annotations
 import torch
 
 
+def _same_device(op, **tensors):
+    # A meta tensor beside a real one routes the call here, not to the kernels'
+    # device check: repeat it, so mixed devices never yield an uninitialised result.
+    devices = {name: t.device for name, t in tensors.items()}
+    if len(set(devices.values())) > 1:
+        raise ValueError(f"{op}: " + ", ".join(f"{n} on {d}" for n, d in devices.items())
+                         + "; all inputs must be on the same device")
+
+
 def _series_sizes(source, target, op):
+    _same_device(op, source=source, target=target)
     if source.dim() not in (2, 3) or source.dim() != target.dim():
         raise ValueError(f"{op}: source and target must both be [T, n] or [R, T, n], "
                          f"got {tuple(source.shape)} and {tuple(target.shape)}")
@@ -36,4 +46,11 @@ def _transfer_entropy_fake(source, target, k=1, l=1, delay=1, threshold=None):
 @torch.library.register_fake("te::transfer_entropy_pairs")
 def _transfer_entropy_pairs_fake(source, target, pairs, k=1, l=1, delay=1, threshold=None):
     _series_sizes(source, target, "te.transfer_entropy_pairs")
+    _same_device("te.transfer_entropy_pairs", source=source, pairs=pairs)
     return source.new_empty((pairs.shape[0],), dtype=torch.float64)
+
+
+@torch.library.register_fake("te::window_append_")
+def _window_append_fake(counts, source_ring, target_ring, source, target, seen, k=1, l=1, delay=1,
+                        source_threshold=None, target_threshold=None):
+    return None

@@ -1,0 +1,123 @@
+"""A sliding window of binary series whose joint counts are kept up to date incrementally.
+
+The window holds the last ``window`` samples (rows) of a source and a target series,
+bit-packed along the neuron axis on the series' device. Its joint counts (as
+:func:`te_ext.joint_counts` would return them over the window) are maintained by adding
+the counts of the observations that enter and subtracting those that leave, so the cost
+of a step is O(batch), not O(window). Counts are integers, so the result equals a
+from-scratch ``joint_counts`` over the window exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+__all__ = ["StreamingJointCounts"]
+
+
+def _unpack_rows(packed: Tensor, cols: int, shifts: Tensor) -> Tensor:
+    """uint8 [n, ceil(C / 8)] (bit c % 8 of byte c // 8 = column c) -> uint8 0/1 [n, C]."""
+    return ((packed.unsqueeze(-1) >> shifts) & 1).view(packed.shape[0], -1)[:, :cols]
+
+
+class StreamingJointCounts:
+    """Joint counts of (source, target) over a sliding window, updated in O(batch) a step.
+
+    Args:
+        num_source: I, source neurons (columns of ``source``).
+        num_target: J, target neurons.
+        window: samples kept; the counts cover the observations ``n0 .. window-1`` of the
+            window (``n0 = max(k, l - 1 + delay)``), exactly as ``joint_counts`` over it.
+        k, l, delay: history lengths and source lag, as in :func:`te_ext.joint_counts`.
+        device: where the packed window and the counts live.
+
+    ``append(source, target)`` adds a batch of rows (time-major ``[B, I]`` and ``[B, J]``)
+    in order. ``counts`` is int64 ``[I, J, 2**(k+l+1)]``; it covers the whole window once
+    ``full`` is true, and the samples seen so far before that.
+    """
+
+    def __init__(self, num_source: int, num_target: int, window: int, *, k: int = 1, l: int = 1,
+                 delay: int = 1, device: Optional[torch.device | str] = None,
+                 track_counts: bool = True) -> None:
+        for name, v, lo in (("num_source", num_source, 1), ("num_target", num_target, 1),
+                            ("k", k, 1), ("l", l, 1), ("delay", delay, 1)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < lo:
+                raise ValueError(f"{name} must be >= {lo}, got {v}")
+        self.n0 = max(k, l - 1 + delay)
+        if not isinstance(window, int) or isinstance(window, bool):
+            raise TypeError(f"window must be an int, got {type(window).__name__}")
+        if window <= self.n0:
+            raise ValueError(f"window must be > max(k, l - 1 + delay) = {self.n0} so that it "
+                             f"holds at least one observation, got {window}")
+        self.num_source, self.num_target, self.window = num_source, num_target, window
+        self.k, self.l, self.delay = k, l, delay
+        self.track_counts = track_counts
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        self._shifts = torch.arange(8, dtype=torch.uint8, device=device)
+        self.source_ring = torch.zeros(window, (num_source + 7) // 8, dtype=torch.uint8, device=device)
+        self.target_ring = torch.zeros(window, (num_target + 7) // 8, dtype=torch.uint8, device=device)
+        bins = 2 ** (k + l + 1)
+        self.counts = torch.zeros((num_source, num_target, bins) if track_counts else (0,),
+                                  dtype=torch.int64, device=device)
+        self.seen = 0  # samples appended since the start (a Python int: no device sync)
+
+    @property
+    def device(self) -> torch.device:
+        return self.source_ring.device
+
+    @property
+    def full(self) -> bool:
+        return self.seen >= self.window
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of state: the packed window (bits) plus the int64 counts."""
+        return sum(t.numel() * t.element_size() for t in (self.source_ring, self.target_ring, self.counts))
+
+    def window_series(self) -> Tuple[Tensor, Tensor]:
+        """The window's series as uint8 0/1 ``[n, I]`` and ``[n, J]``, oldest first."""
+        order = torch.arange(max(0, self.seen - self.window), self.seen, device=self.device) % self.window
+        return (_unpack_rows(self.source_ring[order], self.num_source, self._shifts),
+                _unpack_rows(self.target_ring[order], self.num_target, self._shifts))
+
+    def append(self, source: Tensor, target: Tensor, source_threshold: Optional[float] = None,
+               target_threshold: Optional[float] = None) -> None:
+        """Appends rows ``source [B, I]`` and ``target [B, J]``, oldest first.
+
+        Each side is binarised inside the op as ``value > threshold`` (NaN raises), or
+        must hold only 0/1 when its threshold is None. One call of ``te.window_append_``.
+        """
+        for name, x, n in (("source", source, self.num_source), ("target", target, self.num_target)):
+            if not isinstance(x, Tensor):
+                raise TypeError(f"{name} must be a Tensor, got {type(x).__name__}")
+            if x.dim() != 2 or x.shape[1] != n:
+                raise ValueError(f"{name} must be [B, {n}], got {tuple(x.shape)}")
+            if x.device != self.device:
+                raise ValueError(f"{name} must be on {self.device} like the window, got {x.device}")
+        torch.ops.te.window_append_(self.counts, self.source_ring, self.target_ring, source, target,
+                                    self.seen, self.k, self.l, self.delay, source_threshold,
+                                    target_threshold)
+        self.seen += source.shape[0]
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"seen": self.seen, "source_ring": self.source_ring.clone(),
+                "target_ring": self.target_ring.clone(), "counts": self.counts.clone(),
+                "config": self._config()}
+
+    def _config(self) -> Dict[str, Any]:
+        return {"num_source": self.num_source, "num_target": self.num_target, "window": self.window,
+                "k": self.k, "l": self.l, "delay": self.delay, "track_counts": self.track_counts}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if state["config"] != self._config():
+            raise ValueError(f"state was saved with {state['config']}, this window is {self._config()}")
+        self.source_ring.copy_(state["source_ring"])
+        self.target_ring.copy_(state["target_ring"])
+        self.counts.copy_(state["counts"])
+        self.seen = int(state["seen"])

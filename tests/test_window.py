@@ -1,0 +1,135 @@
+"""StreamingJointCounts / te.window_append_: the incremental counts equal a from-scratch
+joint_counts over the window after every step."""
+
+import random
+
+import pytest
+import torch
+
+import te_ext
+from te_ext import StreamingJointCounts
+
+from reference import joint_counts_ref
+
+
+def _run_stream(seed, k, l, delay, window, I, J, batches):
+    g = torch.Generator().manual_seed(seed)
+    w = StreamingJointCounts(I, J, window, k=k, l=l, delay=delay)
+    src_hist, tgt_hist = [], []
+    n0 = max(k, l - 1 + delay)
+    for b in batches:
+        s = torch.randn(b, I, generator=g)
+        t = torch.rand(b, J, generator=g)
+        w.append(s, t, source_threshold=0.0, target_threshold=0.5)
+        src_hist.append(s > 0.0)
+        tgt_hist.append(t > 0.5)
+        S = torch.cat(src_hist)[-window:]
+        T = torch.cat(tgt_hist)[-window:]
+        if S.shape[0] > n0:
+            expect = te_ext.joint_counts(S, T, k, l, delay)
+        else:
+            expect = torch.zeros_like(w.counts)
+        assert torch.equal(w.counts, expect), (seed, b, w.seen)
+        ws, wt = w.window_series()
+        assert torch.equal(ws.bool(), S) and torch.equal(wt.bool(), T)
+        assert w.full == (w.seen >= window)
+    return w
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_streaming_equals_from_scratch_random(seed):
+    rnd = random.Random(seed)
+    k, l, delay = rnd.randint(1, 3), rnd.randint(1, 3), rnd.randint(1, 3)
+    n0 = max(k, l - 1 + delay)
+    window = rnd.randint(n0 + 1, 50)
+    # Batches of random sizes, including 1, sizes that do not divide the window,
+    # and batches longer than the window.
+    batches = [rnd.choice([1, 2, 3, 5, 7, 16, window - 1 or 1, window, window + 3]) for _ in range(15)]
+    _run_stream(seed, k, l, delay, window, rnd.randint(1, 13), rnd.randint(1, 11), batches)
+
+
+def test_streaming_matches_numpy_reference_paper_shape():
+    # The training shape of the paper's USPS net: 144 -> 10, window 500, batch 64.
+    w = _run_stream(7, 1, 1, 1, 500, 144, 10, [64] * 12)
+    s, t = w.window_series()
+    ref = joint_counts_ref(s.numpy(), t.numpy(), 1, 1, 1)
+    assert torch.equal(w.counts, torch.from_numpy(ref).to(torch.int64))
+
+
+def test_shortest_window_and_batch_of_one():
+    _run_stream(3, 1, 1, 1, 2, 3, 2, [1] * 10)
+    _run_stream(4, 2, 3, 2, 5, 2, 3, [1] * 12)
+
+
+def test_bool_and_int_inputs_without_threshold():
+    w = StreamingJointCounts(3, 2, 8)
+    x = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=torch.int64)
+    y = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=torch.bool)
+    w.append(x, y)
+    w.append(x.to(torch.uint8), y)
+    S, T = torch.cat([x, x]).bool(), torch.cat([y, y])
+    assert torch.equal(w.counts, te_ext.joint_counts(S, T))
+
+
+def test_state_dict_round_trip():
+    w = _run_stream(1, 1, 2, 1, 20, 5, 4, [6, 6, 6, 6])
+    w2 = StreamingJointCounts(5, 4, 20, k=1, l=2, delay=1)
+    w2.load_state_dict(w.state_dict())
+    g = torch.Generator().manual_seed(9)
+    s, t = torch.randn(7, 5, generator=g), torch.rand(7, 4, generator=g)
+    w.append(s, t, 0.0, 0.5)
+    w2.append(s, t, 0.0, 0.5)
+    assert torch.equal(w.counts, w2.counts) and w.seen == w2.seen
+    with pytest.raises(ValueError, match="window"):
+        StreamingJointCounts(5, 4, 21, k=1, l=2).load_state_dict(w.state_dict())
+
+
+def test_state_is_bits_plus_counts():
+    w = StreamingJointCounts(144, 10, 4096)
+    packed = 4096 * (18 + 2)  # ceil(144 / 8) + ceil(10 / 8) bytes a sample
+    assert w.nbytes == packed + 144 * 10 * 8 * 8
+
+
+def test_untracked_window_keeps_rows_only():
+    w = StreamingJointCounts(4, 3, 10, track_counts=False)
+    w.append(torch.randn(12, 4), torch.rand(12, 3), 0.0, 0.5)
+    assert w.counts.numel() == 0 and w.window_series()[0].shape == (10, 4)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(window=1), ValueError, "window must be > max"),
+    (dict(window=3, k=3), ValueError, "window must be > max"),
+    (dict(window=10, k=0), ValueError, "k must be >= 1"),
+    (dict(window=10.0), TypeError, "window must be an int"),
+])
+def test_bad_configuration(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        StreamingJointCounts(4, 3, **kwargs)
+
+
+def test_bad_appends():
+    w = StreamingJointCounts(4, 3, 10)
+    with pytest.raises(ValueError, match=r"source must be \[B, 4\]"):
+        w.append(torch.randn(5, 5), torch.rand(5, 3), 0.0, 0.5)
+    with pytest.raises(ValueError, match="same number of rows"):
+        w.append(torch.randn(5, 4), torch.rand(6, 3), 0.0, 0.5)
+    with pytest.raises(ValueError, match="source contains NaN"):
+        w.append(torch.full((5, 4), float("nan")), torch.rand(5, 3), 0.0, 0.5)
+    with pytest.raises(TypeError, match="target_threshold is None"):
+        w.append(torch.randn(5, 4), torch.rand(5, 3), 0.0, None)
+    with pytest.raises(ValueError, match="contains the value 2"):
+        w.append(torch.ones(5, 4, dtype=torch.int64) * 2, torch.ones(5, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="source_threshold must not be NaN"):
+        w.append(torch.randn(5, 4), torch.rand(5, 3), float("nan"), 0.5)
+    assert w.seen == 0 and int(w.counts.sum()) == 0  # nothing half-applied
+
+
+def test_window_append_opcheck():
+    counts = torch.zeros(4, 3, 8, dtype=torch.int64)
+    rs, rt = torch.zeros(10, 1, dtype=torch.uint8), torch.zeros(10, 1, dtype=torch.uint8)
+    torch.library.opcheck(torch.ops.te.window_append_,
+                          (counts, rs, rt, torch.randn(6, 4), torch.rand(6, 3), 0),
+                          {"source_threshold": 0.0, "target_threshold": 0.5})
+    torch.library.opcheck(torch.ops.te.window_append_,
+                          (counts, rs, rt, torch.randn(6, 4), torch.rand(6, 3), 8),
+                          {"source_threshold": 0.0, "target_threshold": 0.5})
