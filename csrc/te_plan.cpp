@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "te_math.h"
 
@@ -158,10 +159,12 @@ void check_history(int64_t k, int64_t l, const char* op) {
   TORCH_CHECK_VALUE(k >= 1, op, ": k (target history length) must be >= 1, got ", k);
   TORCH_CHECK_VALUE(l >= 1, op, ": l (source history length) must be >= 1, got ", l);
   // k and l are bounded one at a time first: k + l itself could overflow.
-  TORCH_CHECK_VALUE(k < kMaxHistoryBits && l < kMaxHistoryBits && k + l + 1 <= kMaxHistoryBits,
-                    op, ": k + l is too large (k=", k, ", l=", l,
-                    "): 2^(k+l+1) bins per pair cannot be held in memory (k + l + 1 must be <= ",
-                    kMaxHistoryBits, ")");
+  if (k < kMaxHistoryBits && l < kMaxHistoryBits && k + l + 1 <= kMaxHistoryBits) return;
+  const bool small = k <= (int64_t(1) << 31) && l <= (int64_t(1) << 31);
+  TORCH_CHECK_VALUE(false, op, ": k + l = ",
+                    small ? std::to_string(k + l) : std::to_string(k) + " + " + std::to_string(l),
+                    " is too large: 2^(k+l+1) bins per pair cannot be held in memory "
+                    "(k + l + 1 must be <= ", kMaxHistoryBits, ")");
 }
 
 int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op) {

@@ -9,17 +9,20 @@ from __future__ import annotations
 import torch
 
 
-def _same_device(op, **tensors):
-    # A meta tensor beside a real one routes the call here, not to the kernels'
-    # device check: repeat it, so mixed devices never yield an uninitialised result.
-    devices = {name: t.device for name, t in tensors.items()}
-    if len(set(devices.values())) > 1:
-        raise ValueError(f"{op}: " + ", ".join(f"{n} on {d}" for n, d in devices.items())
-                         + "; all inputs must be on the same device")
+# A meta tensor beside a real one routes the call here, not to the kernels'
+# device checks: repeat them, word for word, so mixed devices never yield an
+# uninitialised result.
+def _check_devices(op, source, target, pairs=None):
+    if source.device != target.device:
+        raise ValueError(f"{op}: source and target must be on the same device, got source on "
+                         f"{source.device} and target on {target.device}")
+    if pairs is not None and pairs.device != source.device:
+        raise ValueError(f"{op}: pairs must be on {source.device} like source and target, "
+                         f"got {pairs.device}")
 
 
 def _series_sizes(source, target, op):
-    _same_device(op, source=source, target=target)
+    _check_devices(op, source, target)
     if source.dim() not in (2, 3) or source.dim() != target.dim():
         raise ValueError(f"{op}: source and target must both be [T, n] or [R, T, n], "
                          f"got {tuple(source.shape)} and {tuple(target.shape)}")
@@ -46,7 +49,7 @@ def _transfer_entropy_fake(source, target, k=1, l=1, delay=1, threshold=None):
 @torch.library.register_fake("te::transfer_entropy_pairs")
 def _transfer_entropy_pairs_fake(source, target, pairs, k=1, l=1, delay=1, threshold=None):
     _series_sizes(source, target, "te.transfer_entropy_pairs")
-    _same_device("te.transfer_entropy_pairs", source=source, pairs=pairs)
+    _check_devices("te.transfer_entropy_pairs", source, target, pairs)
     return source.new_empty((pairs.shape[0],), dtype=torch.float64)
 
 
