@@ -16,13 +16,14 @@ pytest-benchmark measured, each group in one process. No figure here is asserted
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -145,6 +146,18 @@ def benchmark_rows(data: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- targets
+
+
+@contextlib.contextmanager
+def torch_threads(n: Optional[int]) -> Iterator[None]:
+    """Runs the block with ``n`` intra-op threads (None: as configured)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _not_measured(tid: str, reason: str) -> Dict[str, Any]:
@@ -385,6 +398,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["P2"] = _guarded("P2", target_p2, budgets["P2"])
     results["P3"], subset = _guarded("P3", target_p3, budgets["P3"], extra=None)
     results["P4"], windows = _guarded("P4", target_p4, budgets["P4"], extra=[])
+    # One thread on both sides: far less sensitive to a busy neighbour than two threads that
+    # wait on each other, so a useful cross-check when the background load is high.
+    with torch_threads(1):
+        single = {"P1": _guarded("P1", target_p1, budgets["P1"]),
+                  "P2": _guarded("P2", target_p2, budgets["P2"])}
     background = load.stop()
     try:
         memory = memory_report()
@@ -392,6 +410,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         memory = {"reason": f"{type(exc).__name__}: {exc}"}
 
     extra = []
+    for tid, r in single.items():
+        if r.get("measured") is None:
+            continue
+        what, ours, base = TARGETS[tid][:3]
+        ratio = r["measured"] if tid == "P1" else 1 / r["measured"]
+        extra.append({"what": f"{tid} at 1 thread (both sides): {what}", "ours": ours, "baseline": base,
+                      "t_ours": r["t_ours"], "t_base": r["t_base"], "ratio": ratio})
     if subset:
         extra.append({"what": "P3 variant: train step, TE on a random 10% of pairs / plain",
                       "ours": "te_subset", "baseline": "plain", "t_ours": subset["t_ours"],
@@ -404,7 +429,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     info = conftest.runtime_info()
     wall = time.perf_counter() - started
     data["te_bench"] = {"level": level, "targets": results, "p3_subset": subset, "p4_windows": windows,
-                        "memory": memory, "background_cpu_share": background,
+                        "single_thread": single, "memory": memory, "background_cpu_share": background,
                         "background_cpu_share_pytest": pytest_background, "skipped": skips,
                         "runtime": info, "wall_s": wall}
     with open(json_path, "w") as fh:
