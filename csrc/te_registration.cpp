@@ -25,4 +25,11 @@ TORCH_LIBRARY(te, m) {
       "Tensor source, Tensor target, int seen, int k=1, int l=1, int delay=1, "
       "float? source_threshold=None, float? target_threshold=None) -> ()",
       {at::Tag::pt2_compliant_tag});
+  // The device-generic implementation of window_append_ (what CUDA runs), under
+  // its own name so the CPU tests can run it beside the CPU kernel.
+  m.def(
+      "_window_append_generic_(Tensor(a!) counts, Tensor(b!) source_ring, "
+      "Tensor(c!) target_ring, Tensor source, Tensor target, int seen, int k=1, int l=1, "
+      "int delay=1, float? source_threshold=None, float? target_threshold=None) -> ()",
+      {at::Tag::pt2_compliant_tag});
 }

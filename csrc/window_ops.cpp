@@ -16,10 +16,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "te_math.h"
 #include "te_plan.h"
+#include "window_plan.h"
 
 namespace te {
 namespace {
@@ -38,22 +40,17 @@ at::Tensor joint_counts_op(const at::Tensor& source, const at::Tensor& target, i
 
 // bool [B, C]: value > threshold (NaN raises), or the 0/1 values checked.
 at::Tensor binarize(const at::Tensor& x, std::optional<double> threshold, const char* name) {
+  check_threshold_dtype(x, threshold, name, kOp);
   if (threshold.has_value()) {
-    TORCH_CHECK_VALUE(!std::isnan(*threshold), kOp, ": ", name, "_threshold must not be NaN");
-    TORCH_CHECK_VALUE(!x.is_floating_point() || !x.isnan().any().item<bool>(), kOp, ": ", name,
-                      " contains NaN; with ", name, "_threshold=", *threshold,
-                      " every value must be a number");
+    if (x.is_floating_point() && x.isnan().any().item<bool>()) {
+      raise_bad_value(threshold, name, NAN, kOp);
+    }
     return x.gt(*threshold);
   }
-  TORCH_CHECK_TYPE(!x.is_floating_point() && !x.is_complex(), kOp, ": ", name, " has dtype ",
-                   x.scalar_type(), " but ", name,
-                   "_threshold is None; give a threshold to binarise it as value > threshold");
   if (x.scalar_type() == at::kBool) return x;
   const at::Tensor bad = x.ne(0).logical_and_(x.ne(1));
   if (bad.any().item<bool>()) {
-    TORCH_CHECK_VALUE(false, kOp, ": ", name, " contains the value ",
-                      x.masked_select(bad)[0].item<int64_t>(), " but ", name,
-                      "_threshold is None, so only 0 and 1 are allowed");
+    raise_bad_value(threshold, name, x.masked_select(bad)[0].item<double>(), kOp);
   }
   return x.ne(0);
 }
@@ -80,105 +77,135 @@ at::Tensor unpack_rows(const at::Tensor& packed, int64_t cols) {
 }
 
 // Packed rows of samples first .. last-1 of a ring of W rows, oldest first.
+void check_ring(const at::Tensor& ring, const char* name, int64_t cols, const at::Tensor& like,
+                const char* op) {
+  TORCH_CHECK_TYPE(ring.scalar_type() == at::kByte, op, ": ", name, " must be uint8, got ",
+                   ring.scalar_type());
+  TORCH_CHECK_VALUE(ring.dim() == 2 && ring.size(1) == (cols + 7) / 8 && ring.is_contiguous(), op,
+                    ": ", name, " must be a contiguous [window, ceil(", cols, " / 8)], got ",
+                    ring.sizes());
+  TORCH_CHECK_VALUE(ring.device() == like.device(), op, ": ", name, " must be on ",
+                    like.device(), ", got ", ring.device());
+}
+
 at::Tensor ring_rows(const at::Tensor& ring, int64_t first, int64_t last) {
   const int64_t W = ring.size(0), a = first % W, n = last - first;
   if (a + n <= W) return ring.narrow(0, a, n);
   return at::cat({ring.narrow(0, a, W - a), ring.narrow(0, 0, n - (W - a))});
 }
 
-void check_ring(const at::Tensor& ring, const char* name, int64_t cols, const at::Tensor& like) {
-  TORCH_CHECK_TYPE(ring.scalar_type() == at::kByte, kOp, ": ", name, " must be uint8, got ",
-                   ring.scalar_type());
-  TORCH_CHECK_VALUE(ring.dim() == 2 && ring.size(1) == (cols + 7) / 8, kOp, ": ", name,
-                    " must be [window, ceil(", cols, " / 8)], got ", ring.sizes());
-  TORCH_CHECK_VALUE(ring.device() == like.device(), kOp, ": ", name, " must be on ",
-                    like.device(), ", got ", ring.device());
-}
-
-void window_append_(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& target_ring,
-                    const at::Tensor& source, const at::Tensor& target, int64_t seen, int64_t k,
-                    int64_t l, int64_t delay, std::optional<double> source_threshold,
-                    std::optional<double> target_threshold) {
-  TORCH_CHECK_VALUE(source.dim() == 2 && target.dim() == 2, kOp,
-                    ": source and target must be [B, neurons], got ", source.sizes(), " and ",
-                    target.sizes());
-  TORCH_CHECK_VALUE(source.size(0) == target.size(0), kOp,
-                    ": source and target must have the same number of rows B, got ",
-                    source.size(0), " and ", target.size(0));
-  TORCH_CHECK_VALUE(source.device() == target.device(), kOp,
-                    ": source and target must be on the same device, got ", source.device(),
-                    " and ", target.device());
-  check_history(k, l, kOp);
-  TORCH_CHECK_VALUE(delay >= 1, kOp, ": delay must be >= 1, got ", delay);
-  TORCH_CHECK_VALUE(seen >= 0, kOp, ": seen must be >= 0, got ", seen);
-  const int64_t I = source.size(1), J = target.size(1), B = source.size(0);
-  check_ring(source_ring, "source_ring", I, source);
-  check_ring(target_ring, "target_ring", J, source);
-  const int64_t W = source_ring.size(0);
-  const int64_t n0 = math::first_observation(k, l, delay);
-  TORCH_CHECK_VALUE(target_ring.size(0) == W, kOp,
-                    ": source_ring and target_ring must hold the same window, got ", W, " and ",
-                    target_ring.size(0), " rows");
-  TORCH_CHECK_VALUE(W > n0, kOp, ": the window (", W, " rows) must be > max(k, l - 1 + delay) = ", n0);
-  const bool track = counts.numel() > 0;
-  if (track) {
-    TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, kOp, ": counts must be int64, got ",
-                     counts.scalar_type());
-    TORCH_CHECK_VALUE(counts.sizes() == at::IntArrayRef({I, J, int64_t(1) << (k + l + 1)}), kOp,
-                      ": counts must be [", I, ", ", J, ", ", int64_t(1) << (k + l + 1),
-                      "] (or empty, to keep no counts), got ", counts.sizes());
-    TORCH_CHECK_VALUE(counts.device() == source.device(), kOp, ": counts must be on ",
-                      source.device(), ", got ", counts.device());
-  }
-  if (B == 0) return;
-
+void window_append_composite(at::Tensor& counts, at::Tensor& source_ring,
+                             at::Tensor& target_ring, const at::Tensor& source,
+                             const at::Tensor& target, int64_t seen, int64_t k, int64_t l,
+                             int64_t delay, std::optional<double> source_threshold,
+                             std::optional<double> target_threshold) {
+  const WindowArgs a = check_window_args(counts, source_ring, target_ring, source, target, seen,
+                                         k, l, delay, source_threshold, target_threshold, kOp);
+  if (a.B == 0) return;
   const at::Tensor sbits = pack_rows(binarize(source, source_threshold, "source"));
   const at::Tensor tbits = pack_rows(binarize(target, target_threshold, "target"));
+  const WindowStep step = plan_window_step(seen, a.B, a.W, a.n0);
   auto counts_of = [&](const at::Tensor& s, const at::Tensor& t) {
-    return joint_counts_op(unpack_rows(s, I), unpack_rows(t, J), k, l, delay);
+    return joint_counts_op(unpack_rows(s, a.I), unpack_rows(t, a.J), k, l, delay);
   };
-
-  if (track && B >= W) {  // the new window lies inside the batch: count it afresh
-    counts.copy_(counts_of(sbits.narrow(0, B - W, W), tbits.narrow(0, B - W, W)));
-  } else if (track) {
-    const int64_t start_old = std::max<int64_t>(0, seen - W);
-    const int64_t start_new = std::max<int64_t>(0, seen + B - W);
-    // Leaving: observations start_old+n0 .. min(start_new+n0, seen)-1, whose rows
-    // (history included) all lie in the old window.
-    const int64_t leave_end = std::min(start_new + n0, seen);
-    if (leave_end - start_old > n0) {
-      counts.sub_(counts_of(ring_rows(source_ring, start_old, leave_end),
-                            ring_rows(target_ring, start_old, leave_end)));
+  // Rows of samples [first, seen + B): the ring's, then the batch's.
+  auto rows = [&](const at::Tensor& ring, const at::Tensor& bits, int64_t first) {
+    if (first >= seen) return bits.narrow(0, first - seen, a.B - (first - seen));
+    return at::cat({ring_rows(ring, first, seen), bits});
+  };
+  if (a.track && step.recount) {
+    counts.copy_(counts_of(sbits.narrow(0, a.B - a.W, a.W), tbits.narrow(0, a.B - a.W, a.W)));
+  } else if (a.track) {
+    if (step.leave_last - step.leave_first > a.n0) {
+      counts.sub_(counts_of(ring_rows(source_ring, step.leave_first, step.leave_last),
+                            ring_rows(target_ring, step.leave_first, step.leave_last)));
     }
-    // Entering: observations max(seen, start_new+n0) .. seen+B-1; their history
-    // starts n0 rows earlier, in the ring for rows before `seen`.
-    const int64_t first = std::max(seen, start_new + n0) - n0;
-    at::Tensor s = sbits, t = tbits;
-    if (first < seen) {
-      s = at::cat({ring_rows(source_ring, first, seen), sbits});
-      t = at::cat({ring_rows(target_ring, first, seen), tbits});
-    } else {
-      s = sbits.narrow(0, first - seen, B - (first - seen));
-      t = tbits.narrow(0, first - seen, B - (first - seen));
+    if (seen + a.B - step.enter_first > a.n0) {
+      counts.add_(counts_of(rows(source_ring, sbits, step.enter_first),
+                            rows(target_ring, tbits, step.enter_first)));
     }
-    if (s.size(0) > n0) counts.add_(counts_of(s, t));
   }
-
-  // The last min(B, W) rows enter the ring, after the reads above.
-  const int64_t keep = std::min(B, W), start = (seen + B - keep) % W;
-  const int64_t head = std::min(keep, W - start);
-  source_ring.narrow(0, start, head).copy_(sbits.narrow(0, B - keep, head));
-  target_ring.narrow(0, start, head).copy_(tbits.narrow(0, B - keep, head));
+  // After the reads: the batch's last rows overwrite the oldest.
+  const int64_t keep = a.B - step.write_from, head = step.write_head;
+  source_ring.narrow(0, step.write_at, head).copy_(sbits.narrow(0, step.write_from, head));
+  target_ring.narrow(0, step.write_at, head).copy_(tbits.narrow(0, step.write_from, head));
   if (head < keep) {
-    source_ring.narrow(0, 0, keep - head).copy_(sbits.narrow(0, B - keep + head, keep - head));
-    target_ring.narrow(0, 0, keep - head).copy_(tbits.narrow(0, B - keep + head, keep - head));
+    source_ring.narrow(0, 0, keep - head).copy_(sbits.narrow(0, step.write_from + head, keep - head));
+    target_ring.narrow(0, 0, keep - head).copy_(tbits.narrow(0, step.write_from + head, keep - head));
   }
 }
 
 }  // namespace
 
+void check_threshold_dtype(const at::Tensor& x, std::optional<double> threshold,
+                           const char* name, const char* op) {
+  TORCH_CHECK_TYPE(!x.is_complex(), op, ": ", name, " has complex dtype ", x.scalar_type());
+  TORCH_CHECK_TYPE(threshold.has_value() || !x.is_floating_point(), op, ": ", name,
+                   " has dtype ", x.scalar_type(), " but ", name,
+                   "_threshold is None; give a threshold to binarise it as value > threshold");
+}
+
+void raise_bad_value(std::optional<double> threshold, const char* name, double value,
+                     const char* op) {
+  if (threshold.has_value()) {
+    C10_THROW_ERROR(ValueError, c10::str(op, ": ", name, " contains NaN; with ", name,
+                                         "_threshold=", *threshold, " every value must be a number"));
+  }
+  C10_THROW_ERROR(ValueError, c10::str(op, ": ", name, " contains the value ", value, " but ",
+                                       name, "_threshold is None, so only 0 and 1 are allowed"));
+}
+
+WindowArgs check_window_args(const at::Tensor& counts, const at::Tensor& source_ring,
+                             const at::Tensor& target_ring, const at::Tensor& source,
+                             const at::Tensor& target, int64_t seen, int64_t k, int64_t l,
+                             int64_t delay, std::optional<double> source_threshold,
+                             std::optional<double> target_threshold, const char* op) {
+  TORCH_CHECK_VALUE(source.dim() == 2 && target.dim() == 2, op,
+                    ": source and target must be [B, neurons], got ", source.sizes(), " and ",
+                    target.sizes());
+  TORCH_CHECK_VALUE(source.size(0) == target.size(0), op,
+                    ": source and target must have the same number of rows B, got ",
+                    source.size(0), " and ", target.size(0));
+  TORCH_CHECK_VALUE(source.device() == target.device(), op,
+                    ": source and target must be on the same device, got ", source.device(),
+                    " and ", target.device());
+  check_history(k, l, op);
+  TORCH_CHECK_VALUE(delay >= 1, op, ": delay must be >= 1, got ", delay);
+  TORCH_CHECK_VALUE(seen >= 0, op, ": seen must be >= 0, got ", seen);
+  for (const auto& [name, thr] : {std::pair{"source_threshold", source_threshold},
+                                  std::pair{"target_threshold", target_threshold}}) {
+    TORCH_CHECK_VALUE(!thr.has_value() || !std::isnan(*thr), op, ": ", name, " must not be NaN");
+  }
+  WindowArgs a;
+  a.I = source.size(1);
+  a.J = target.size(1);
+  a.B = source.size(0);
+  check_ring(source_ring, "source_ring", a.I, source, op);
+  check_ring(target_ring, "target_ring", a.J, source, op);
+  a.W = source_ring.size(0);
+  a.n0 = math::first_observation(k, l, delay);
+  TORCH_CHECK_VALUE(target_ring.size(0) == a.W, op,
+                    ": source_ring and target_ring must hold the same window, got ", a.W,
+                    " and ", target_ring.size(0), " rows");
+  TORCH_CHECK_VALUE(a.W > a.n0, op, ": the window (", a.W,
+                    " rows) must be > max(k, l - 1 + delay) = ", a.n0);
+  a.track = counts.numel() > 0;
+  if (a.track) {
+    const int64_t bins = int64_t(1) << (k + l + 1);
+    TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, op, ": counts must be int64, got ",
+                     counts.scalar_type());
+    TORCH_CHECK_VALUE(counts.sizes() == at::IntArrayRef({a.I, a.J, bins}), op,
+                      ": counts must be [", a.I, ", ", a.J, ", ", bins,
+                      "] (or empty, to keep no counts), got ", counts.sizes());
+    TORCH_CHECK_VALUE(counts.device() == source.device() && counts.is_contiguous(), op,
+                      ": counts must be contiguous on ", source.device());
+  }
+  return a;
+}
+
 TORCH_LIBRARY_IMPL(te, CompositeExplicitAutograd, m) {
-  m.impl("window_append_", &window_append_);
+  m.impl("window_append_", &window_append_composite);
+  m.impl("_window_append_generic_", &window_append_composite);
 }
 
 }  // namespace te

@@ -14,15 +14,22 @@ import torch
 from . import _C  # noqa: F401  (registers torch.ops.te.*)
 from . import _fake  # noqa: F401  (shape functions for torch.compile / opcheck)
 from ._ops import joint_counts, te_from_counts, transfer_entropy, transfer_entropy_pairs
+from .data import load_dataset
 from .feedback import TEFeedback
+from .models import PRESETS, Preset, build_model, presets_markdown
 from .window import StreamingJointCounts
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PRESETS",
+    "Preset",
     "StreamingJointCounts",
     "TEFeedback",
     "build_info",
+    "build_model",
+    "load_dataset",
+    "presets_markdown",
     "joint_counts",
     "te_from_counts",
     "transfer_entropy",

@@ -53,6 +53,7 @@ def _transfer_entropy_pairs_fake(source, target, pairs, k=1, l=1, delay=1, thres
     return source.new_empty((pairs.shape[0],), dtype=torch.float64)
 
 
+@torch.library.register_fake("te::_window_append_generic_")
 @torch.library.register_fake("te::window_append_")
 def _window_append_fake(counts, source_ring, target_ring, source, target, seen, k=1, l=1, delay=1,
                         source_threshold=None, target_threshold=None):

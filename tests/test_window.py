@@ -133,3 +133,44 @@ def test_window_append_opcheck():
     torch.library.opcheck(torch.ops.te.window_append_,
                           (counts, rs, rt, torch.randn(6, 4), torch.rand(6, 3), 8),
                           {"source_threshold": 0.0, "target_threshold": 0.5})
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cpu_kernel_equals_generic_composite(seed):
+    # CUDA runs the device-generic composite; on the CPU it is reachable as
+    # te._window_append_generic_. Both must leave identical counts and rings.
+    rnd = random.Random(100 + seed)
+    k, l, delay = rnd.randint(1, 3), rnd.randint(1, 2), rnd.randint(1, 2)
+    window, I, J = rnd.randint(max(k, l - 1 + delay) + 1, 40), rnd.randint(1, 20), rnd.randint(1, 9)
+    states = [StreamingJointCounts(I, J, window, k=k, l=l, delay=delay) for _ in range(2)]
+    ops = [torch.ops.te.window_append_, torch.ops.te._window_append_generic_]
+    g = torch.Generator().manual_seed(seed)
+    seen = 0
+    for _ in range(12):
+        b = rnd.choice([1, 4, 9, window, window + 2])
+        s, t = torch.randn(b, I, generator=g), torch.rand(b, J, generator=g)
+        for st, op in zip(states, ops):
+            op(st.counts, st.source_ring, st.target_ring, s, t, seen, k, l, delay, 0.0, 0.5)
+        seen += b
+        assert torch.equal(states[0].counts, states[1].counts)
+        assert torch.equal(states[0].source_ring, states[1].source_ring)
+        assert torch.equal(states[0].target_ring, states[1].target_ring)
+
+
+@pytest.mark.parametrize("op_name", ["window_append_", "_window_append_generic_"])
+def test_both_implementations_raise_the_same_errors(op_name):
+    op = getattr(torch.ops.te, op_name)
+    w = StreamingJointCounts(4, 3, 10)
+    args = (w.counts, w.source_ring, w.target_ring)
+    with pytest.raises(ValueError, match="source contains NaN; with source_threshold=0"):
+        op(*args, torch.full((2, 4), float("nan")), torch.rand(2, 3), 0, 1, 1, 1, 0.0, 0.5)
+    with pytest.raises(ValueError, match="target contains the value 3 but target_threshold is None"):
+        op(*args, torch.randn(2, 4), torch.full((2, 3), 3), 0, 1, 1, 1, 0.0, None)
+    with pytest.raises(TypeError, match="target has dtype Float but target_threshold is None"):
+        op(*args, torch.randn(2, 4), torch.rand(2, 3), 0, 1, 1, 1, 0.0, None)
+    with pytest.raises(ValueError, match=r"counts must be \[4, 3, 8\]"):
+        op(torch.zeros(4, 3, 4, dtype=torch.int64), w.source_ring, w.target_ring,
+           torch.randn(2, 4), torch.rand(2, 3), 0, 1, 1, 1, 0.0, 0.5)
+    with pytest.raises(ValueError, match="seen must be >= 0"):
+        op(*args, torch.randn(2, 4), torch.rand(2, 3), -1, 1, 1, 1, 0.0, 0.5)
+    assert int(w.counts.abs().sum()) == 0 and int(w.source_ring.sum()) == 0

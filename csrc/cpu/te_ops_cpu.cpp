@@ -12,6 +12,7 @@
 #include "../te_plan.h"
 #include "pack_cpu.h"
 #include "pair_counts_cpu.h"
+#include "te_ops_cpu.h"
 
 namespace te {
 namespace cpu {
@@ -79,6 +80,25 @@ at::Tensor joint_counts_cpu(const at::Tensor& source, const at::Tensor& target, 
   });
   return out;
 }
+
+}  // namespace
+
+void accumulate_joint_counts_cpu(at::Tensor& counts, const at::Tensor& source,
+                                 const at::Tensor& target, int64_t k, int64_t l, int64_t delay,
+                                 int64_t sign, const char* op) {
+  const SeriesPlan plan = plan_series(source, target, k, l, delay, std::nullopt, op);
+  Packed p = pack_both(source, target, plan, 0, op);
+  int64_t* o = counts.data_ptr<int64_t>();
+  const int64_t J = p.plan.J, nb = p.plan.bins;
+  with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
+    for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
+      int64_t* dst = o + (i * J + j) * nb;
+      for (int64_t b = 0; b < nb; ++b) dst[b] += sign * c[b];
+    });
+  });
+}
+
+namespace {
 
 at::Tensor transfer_entropy_cpu(const at::Tensor& source, const at::Tensor& target, int64_t k,
                                 int64_t l, int64_t delay, std::optional<double> threshold) {
