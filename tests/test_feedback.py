@@ -297,3 +297,17 @@ def test_bad_configuration(kwargs, exc, match):
 def test_non_linear_module_rejected():
     with pytest.raises(TypeError, match="linear must be an nn.Linear"):
         TEFeedback(nn.Conv2d(1, 2, 3))
+
+
+def test_feedback_on_device_equals_cpu(device):
+    cpu_model = _mlp()
+    dev_model = copy.deepcopy(cpu_model).to(device)
+    f_cpu = TEFeedback(cpu_model[2], window=40, target_transform="softmax", target_threshold=0.3)
+    f_dev = TEFeedback(dev_model[2], window=40, target_transform="softmax", target_threshold=0.3)
+    for x, _ in _batches(4, 16):
+        cpu_model(x).sum().backward()
+        dev_model(x.to(device)).sum().backward()
+    assert f_dev.te.device.type == torch.device(device).type
+    assert torch.equal(f_cpu.window.counts, f_dev.window.counts.cpu())
+    torch.testing.assert_close(f_cpu.te, f_dev.te.cpu(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(cpu_model[2].weight.grad, dev_model[2].weight.grad.cpu())

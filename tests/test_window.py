@@ -174,3 +174,16 @@ def test_both_implementations_raise_the_same_errors(op_name):
     with pytest.raises(ValueError, match="seen must be >= 0"):
         op(*args, torch.randn(2, 4), torch.rand(2, 3), -1, 1, 1, 1, 0.0, 0.5)
     assert int(w.counts.abs().sum()) == 0 and int(w.source_ring.sum()) == 0
+
+
+def test_window_on_device_equals_cpu(device):
+    # On CUDA this runs the device-generic composite over the CUDA joint_counts.
+    g = torch.Generator().manual_seed(11)
+    cpu = StreamingJointCounts(37, 5, 100, k=2, l=1)
+    dev = StreamingJointCounts(37, 5, 100, k=2, l=1, device=device)
+    for b in [30, 64, 64, 7, 150, 64]:
+        s, t = torch.randn(b, 37, generator=g), torch.rand(b, 5, generator=g)
+        cpu.append(s, t, 0.0, 0.5)
+        dev.append(s.to(device), t.to(device), 0.0, 0.5)
+        assert torch.equal(cpu.counts, dev.counts.cpu())
+        assert torch.equal(cpu.source_ring, dev.source_ring.cpu())
