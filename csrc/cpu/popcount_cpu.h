@@ -24,6 +24,7 @@ struct PopcountKernel {
   const char* name;
   CrossBlockFn cross_block;
   AndPopcountFn and_popcount;
+  bool avx2;  // the CPU has AVX2: packing may use its AVX2 paths too
 };
 
 // The kernel chosen for this CPU (first call decides; TE_EXT_CPU_KERNEL
