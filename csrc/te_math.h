@@ -172,36 +172,65 @@ struct TableClog {
   TE_HD double operator()(int64_t c) const { return table[c]; }
 };
 
-// TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index):
+// One ypast's share of the target-only part of N*TE:
+// f(c_ypast) - f(c_ynext=0,ypast) - f(c_ynext=1,ypast).
+template <typename Clog>
+TE_HD double target_term(int64_t y0, int64_t y1, Clog f) {
+  return f(y0 + y1) - f(y0) - f(y1);
+}
+
+// The target-only part of N*TE, sum over ypast of target_term, from the
+// target's state counts ycount[(ynext << k) | ypast]. It is the same for every
+// source, so the all-pairs reduction computes it once per target.
+template <typename Clog>
+TE_HD double target_sum_from_marginals(const int64_t* ycount, int k, Clog f) {
+  const int64_t syp = int64_t(1) << k;
+  double hist = 0.0;
+  for (int64_t yp = 0; yp < syp; ++yp) hist += target_term(ycount[yp], ycount[syp | yp], f);
+  return hist;
+}
+
+// TE in bits from one pair's joint counts and its target-only part `hist`
+// (target_sum_from_marginals of the pair's target marginals):
 //   N*TE = sum f(c_bin) + sum f(c_ypast) - sum f(c_ypast,xpast) - sum f(c_ynext,ypast)
 // which is the plug-in sum p log2 p(yn|yp,xp)/p(yn|yp) multiplied out.
 // Zero observations give 0; the estimate is a conditional mutual information
 // and so >= 0, and a negative rounding residue is returned as 0.
 template <typename Clog>
-TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
-  const int64_t sx = int64_t(1) << l;
-  const int64_t syp = int64_t(1) << k;
+TE_HD double te_from_joint_counts_and_target(const int64_t* c, int k, int l, Clog f, double hist) {
   const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0
-  // Three independent sums, so the lookups of one pair overlap instead of
-  // forming one long dependency chain.
+  // Independent sums, so the lookups of one pair overlap instead of forming
+  // one long dependency chain.
   int64_t n = 0;
-  double joint = 0.0, cond = 0.0, hist = 0.0;
+  double joint = 0.0, cond = 0.0;
   for (int64_t b = 0; b < half; ++b) {
     n += c[b] + c[b + half];
     joint += f(c[b]) + f(c[b + half]);
     cond += f(c[b] + c[b + half]);  // (ypast, xpast)
   }
   if (n == 0) return 0.0;
+  const double te = ((joint - cond) + hist) / static_cast<double>(n);
+  return te > 0.0 ? te : 0.0;
+}
+
+// TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index).
+// Bit-identical to te_from_joint_counts_and_target with the target part taken
+// from the pair's own marginals (the same integers, summed in the same order).
+template <typename Clog>
+TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
+  const int64_t sx = int64_t(1) << l;
+  const int64_t syp = int64_t(1) << k;
+  const int64_t half = int64_t(1) << (k + l);
+  double hist = 0.0;
   for (int64_t yp = 0; yp < syp; ++yp) {
     int64_t y0 = 0, y1 = 0;
     for (int64_t xs = 0; xs < sx; ++xs) {
       y0 += c[(yp << l) | xs];
       y1 += c[half | (yp << l) | xs];
     }
-    hist += f(y0 + y1) - f(y0) - f(y1);  // + f(ypast) - f(ynext, ypast)
+    hist += target_term(y0, y1, f);
   }
-  const double te = ((joint - cond) + hist) / static_cast<double>(n);
-  return te > 0.0 ? te : 0.0;
+  return te_from_joint_counts_and_target(c, k, l, f, hist);
 }
 
 }  // namespace math

@@ -86,13 +86,9 @@ at::Tensor transfer_entropy_cpu(const at::Tensor& source, const at::Tensor& targ
   Packed p = pack_both(source, target, plan, output_bytes(plan.I, plan.J, 1, 8), op);
   at::Tensor out = at::empty({p.plan.I, p.plan.J}, source.options().dtype(at::kDouble));
   double* o = out.data_ptr<double>();
-  const int64_t J = p.plan.J;
   with_clog(p.plan.nobs, [&](auto f) {
-    with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
-      for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
-        o[i * J + j] = math::te_from_joint_counts(c, k_, l_, f);
-      });
-    });
+    with_history(p.plan.k, p.plan.l,
+                 [&](auto k_, auto l_) { te_all_pairs(p.source, p.target, p.plan, k_, l_, f, o); });
   });
   return out;
 }
