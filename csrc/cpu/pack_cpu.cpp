@@ -14,6 +14,14 @@
 #include <vector>
 
 #include "../te_math.h"
+#include "popcount_cpu.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TE_X86 1
+#else
+#define TE_X86 0
+#endif
 
 namespace te {
 namespace cpu {
@@ -73,16 +81,114 @@ uint64_t row_bits_bytes01(const uint8_t* row, bool* bad) {
   return m;
 }
 
+#if TE_X86
+// Columns packed together by the AVX2 path: one 256-bit row load.
+constexpr int64_t kAvx2Columns = 32;
+
+// Time-major one-byte 0/1 values, 32 contiguous columns, rows `st` bytes
+// apart: out[c] gets the nt <= 64 values of column c, bit t = row t (rows past
+// nt read as 0). Returns false if a byte is neither 0 nor 1.
+//
+// Eight rows fold into one byte per column (Horner: acc = 2 acc + row, a byte
+// add, so no bit crosses into the next byte), and a byte transpose of the
+// eight folded vectors (unpack 8 -> 16 -> 32 bits) puts the eight bytes of a
+// column into one word. This replaces a 64 x 64 bit transpose per block.
+__attribute__((target("avx2"))) bool pack_bytes32_avx2(const uint8_t* rows, int64_t st, int64_t nt,
+                                                      uint64_t out[kAvx2Columns]) {
+  const __m256i z = _mm256_setzero_si256();
+  __m256i seen = z;
+  __m256i v[8];
+  for (int q = 0; q < 8; ++q) {
+    __m256i acc = z;
+    for (int b = 7; b >= 0; --b) {
+      const int64_t t = 8 * q + b;
+      acc = _mm256_add_epi8(acc, acc);
+      if (t < nt) {
+        const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + t * st));
+        seen = _mm256_or_si256(seen, r);
+        acc = _mm256_or_si256(acc, r);
+      }
+    }
+    v[q] = acc;
+  }
+  // Each 128-bit lane transposes its own 16 columns (lane 1: columns 16..31).
+  for (int h = 0; h < 2; ++h) {
+    __m256i pr[4];  // byte pairs (v[2k], v[2k+1]) of 8 lane-local columns
+    for (int k = 0; k < 4; ++k)
+      pr[k] = h == 0 ? _mm256_unpacklo_epi8(v[2 * k], v[2 * k + 1])
+                     : _mm256_unpackhi_epi8(v[2 * k], v[2 * k + 1]);
+    const __m256i p0 = pr[0], p1 = pr[1], p2 = pr[2], p3 = pr[3];
+    for (int g = 0; g < 2; ++g) {
+      const __m256i q0 = g == 0 ? _mm256_unpacklo_epi16(p0, p1) : _mm256_unpackhi_epi16(p0, p1);
+      const __m256i q1 = g == 0 ? _mm256_unpacklo_epi16(p2, p3) : _mm256_unpackhi_epi16(p2, p3);
+      const int c = 8 * h + 4 * g;  // lane-local column of the first word
+      const __m256i r0 = _mm256_unpacklo_epi32(q0, q1);  // columns c, c + 1
+      const __m256i r1 = _mm256_unpackhi_epi32(q0, q1);  // columns c + 2, c + 3
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm256_castsi256_si128(r0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c + 2), _mm256_castsi256_si128(r1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 + c), _mm256_extracti128_si256(r0, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 18 + c), _mm256_extracti128_si256(r1, 1));
+    }
+  }
+  return _mm256_testz_si256(seen, _mm256_set1_epi8(static_cast<char>(0xFE)));
+}
+#endif
+
+// Rescans rows [t0, t0 + nt) x columns [c0, c0 + nc) of replicate r to
+// record the value that made a block fail the 0/1 (or NaN) check.
 template <typename scalar_t>
-void pack_raw(const at::Tensor& x3, const SeriesPlan& p, uint64_t* raw, BadValue& bad) {
+void record_bad(const scalar_t* base, int64_t sr, int64_t st, int64_t sc, int64_t r, int64_t t0,
+                int64_t nt, int64_t c0, int64_t nc, const SeriesPlan& p, BadValue& bad) {
+  for (int64_t b = 0; b < nt; ++b) {
+    const scalar_t* row = base + r * sr + (t0 + b) * st + c0 * sc;
+    for (int64_t c = 0; c < nc; ++c) {
+      bool bad_here = false;
+      math::to_bit(row[c * sc], p.has_threshold, p.threshold, &bad_here);
+      if (bad_here) bad.record(static_cast<double>(row[c * sc]));
+    }
+  }
+}
+
+// raw[(c * R + r) * raw_words + wt] = word wt of replicate r of column c.
+template <typename scalar_t>
+void pack_raw(const at::Tensor& x3, const SeriesPlan& p, uint64_t* raw, BadValue& bad,
+              bool avx2) {
   const scalar_t* base = x3.const_data_ptr<scalar_t>();
   const int64_t sr = x3.stride(0), st = x3.stride(1), sc = x3.stride(2);
   const int64_t C = x3.size(2);
   constexpr bool one_byte = sizeof(scalar_t) == 1 && !std::is_same_v<scalar_t, int8_t>;
-  at::parallel_for(0, at::divup(C, kColumnBlock), 1, [&](int64_t blk0, int64_t blk1) {
+  int64_t c_rest = 0;  // columns from here on take the portable path
+#if TE_X86
+  if (one_byte && avx2 && !p.has_threshold && sc == 1 && C >= kAvx2Columns) {
+    const int64_t nblk = C / kAvx2Columns;
+    at::parallel_for(0, nblk, 1, [&](int64_t blk0, int64_t blk1) {
+      uint64_t words[kAvx2Columns];
+      for (int64_t blk = blk0; blk < blk1; ++blk) {
+        const int64_t c0 = blk * kAvx2Columns;
+        for (int64_t r = 0; r < p.R; ++r) {
+          for (int64_t wt = 0; wt < p.raw_words; ++wt) {
+            const int64_t t0 = wt * math::kWordBits;
+            const int64_t nt = std::min<int64_t>(math::kWordBits, p.T - t0);
+            const scalar_t* rows = base + r * sr + t0 * st + c0;
+            if (!pack_bytes32_avx2(reinterpret_cast<const uint8_t*>(rows), st, nt, words)) {
+              record_bad(base, sr, st, sc, r, t0, nt, c0, kAvx2Columns, p, bad);
+            }
+            for (int64_t c = 0; c < kAvx2Columns; ++c)
+              raw[((c0 + c) * p.R + r) * p.raw_words + wt] = words[c];
+          }
+        }
+      }
+    });
+    c_rest = nblk * kAvx2Columns;
+  }
+#else
+  (void)avx2;
+#endif
+  if (c_rest == C) return;
+  at::parallel_for(0, at::divup(C - c_rest, kColumnBlock), 1, [&](int64_t blk0, int64_t blk1) {
     uint64_t block[64];
     for (int64_t blk = blk0; blk < blk1; ++blk) {
-      const int64_t c0 = blk * kColumnBlock;
+      const int64_t c0 = c_rest + blk * kColumnBlock;
       const int64_t nc = std::min(kColumnBlock, C - c0);
       const bool fast_bytes = one_byte && !p.has_threshold && sc == 1 && nc == 64;
       for (int64_t r = 0; r < p.R; ++r) {
@@ -97,17 +203,8 @@ void pack_raw(const at::Tensor& x3, const SeriesPlan& p, uint64_t* raw, BadValue
                            : row_bits(row, sc, nc, p, &any_bad);
           }
           std::fill(block + nt, block + 64, 0);
-          if (any_bad) {
-            // Rescan only this block to name the offending value.
-            for (int64_t b = 0; b < nt; ++b) {
-              const scalar_t* row = base + r * sr + (t0 + b) * st + c0 * sc;
-              for (int64_t c = 0; c < nc; ++c) {
-                bool bad_here = false;
-                math::to_bit(row[c * sc], p.has_threshold, p.threshold, &bad_here);
-                if (bad_here) bad.record(static_cast<double>(row[c * sc]));
-              }
-            }
-          }
+          // Rescan only this block to name the offending value.
+          if (any_bad) record_bad(base, sr, st, sc, r, t0, nt, c0, nc, p, bad);
           transpose_bits64(block);
           for (int64_t c = 0; c < nc; ++c) raw[((c0 + c) * p.R + r) * p.raw_words + wt] = block[c];
         }
@@ -116,36 +213,123 @@ void pack_raw(const at::Tensor& x3, const SeriesPlan& p, uint64_t* raw, BadValue
   });
 }
 
+// Words readable past the end of the packed series: the AVX2 one-hot path
+// loads up to two words beyond a series (their bits land only in masked-off
+// observations).
+constexpr int64_t kRawPad = 4;
+
+// Bit offset, in a replicate's packed series, of bit b of observation 0's state.
+inline int64_t lag_offset(const SeriesPlan& p, int b, bool is_target) {
+  const int64_t lag = is_target ? math::target_state_lag(b, p.k) : math::source_state_lag(b, p.delay);
+  return p.n0 - lag;
+}
+
+// Words [w0, rep_words) of one replicate's one-hot streams, word by word:
+// rows[(s - 1) * words + w] for states s >= 1; cnt[s] += their popcounts.
+void onehot_words_portable(const uint64_t* series, const SeriesPlan& p, int nbits,
+                           const int64_t* offs, int64_t w0, uint64_t* rows, int64_t* cnt) {
+  const int64_t S = int64_t(1) << nbits;
+  uint64_t lag_words[math::kWordBits];
+  for (int64_t w = w0; w < p.rep_words; ++w) {
+    for (int b = 0; b < nbits; ++b)
+      lag_words[b] = math::load_bits(series, p.raw_words, offs[b] + w * math::kWordBits);
+    const uint64_t mask = math::valid_mask(w, p.obs_per_rep);
+    for (int64_t s = 1; s < S; ++s) {
+      const uint64_t word = math::onehot_word(lag_words, nbits, s) & mask;
+      rows[(s - 1) * p.words + w] = word;
+      cnt[s] += static_cast<int64_t>(math::popcount64(word));
+    }
+  }
+}
+
+#if TE_X86
+// The same four words at a time: each lagged series is a funnel shift of two
+// unaligned loads, each state's word an AND / ANDNOT of the lagged words, and
+// its popcount a nibble lookup. Any tail of fewer than four words is left to
+// the portable path (returns where it stopped).
+__attribute__((target("avx2"))) int64_t onehot_words_avx2(const uint64_t* series,
+                                                          const SeriesPlan& p, int nbits,
+                                                          const int64_t* offs, uint64_t* rows,
+                                                          int64_t* cnt) {
+  const int64_t S = int64_t(1) << nbits;
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                       2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i z = _mm256_setzero_si256();
+  __m256i pc[math::kMaxOnehotBins];
+  for (int64_t s = 1; s < S; ++s) pc[s] = z;
+  int64_t w = 0;
+  for (; w + 4 <= p.rep_words; w += 4) {
+    __m256i lag[8];
+    for (int b = 0; b < nbits; ++b) {
+      const int64_t bit = offs[b] + w * math::kWordBits;  // >= 0
+      const uint64_t* q = series + bit / math::kWordBits;
+      const int sh = static_cast<int>(bit % math::kWordBits);
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 1));
+      // A shift by 64 (sh == 0) yields 0, as wanted.
+      lag[b] = _mm256_or_si256(_mm256_srl_epi64(lo, _mm_cvtsi32_si128(sh)),
+                               _mm256_sll_epi64(hi, _mm_cvtsi32_si128(64 - sh)));
+    }
+    const __m256i mask = _mm256_setr_epi64x(
+        static_cast<int64_t>(math::valid_mask(w, p.obs_per_rep)),
+        static_cast<int64_t>(math::valid_mask(w + 1, p.obs_per_rep)),
+        static_cast<int64_t>(math::valid_mask(w + 2, p.obs_per_rep)),
+        static_cast<int64_t>(math::valid_mask(w + 3, p.obs_per_rep)));
+    for (int64_t s = 1; s < S; ++s) {
+      __m256i word = mask;
+      for (int b = 0; b < nbits; ++b)
+        word = ((s >> b) & 1) ? _mm256_and_si256(word, lag[b]) : _mm256_andnot_si256(lag[b], word);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(rows + (s - 1) * p.words + w), word);
+      const __m256i n = _mm256_add_epi8(
+          _mm256_shuffle_epi8(lut, _mm256_and_si256(word, low)),
+          _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(word, 4), low)));
+      pc[s] = _mm256_add_epi64(pc[s], _mm256_sad_epu8(n, z));
+    }
+  }
+  for (int64_t s = 1; s < S; ++s) {
+    alignas(32) int64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), pc[s]);
+    cnt[s] += lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  }
+  return w;
+}
+#endif
+
+// One-hot streams and state counts of every column. Every word of every row
+// is written here (streams, then the zero padding), so the buffer can start
+// uninitialised.
 void build_onehot(const uint64_t* raw, const SeriesPlan& p, int nbits, bool is_target,
-                  int64_t C, PackedSide& out) {
+                  int64_t C, bool avx2, PackedSide& out) {
   const int64_t S = int64_t(1) << nbits;
   uint64_t* streams = reinterpret_cast<uint64_t*>(out.onehot.data_ptr<int64_t>());
   int64_t* counts = out.counts.data_ptr<int64_t>();
+  int64_t offs[8];
+  for (int b = 0; b < nbits; ++b) offs[b] = lag_offset(p, b, is_target);
+  const int64_t used = p.R * p.rep_words;  // words past this are padding
   at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
-    uint64_t lag_words[math::kWordBits];
     for (int64_t c = c0; c < c1; ++c) {
       int64_t* cnt = counts + c * S;
+      uint64_t* rows = streams + c * (S - 1) * p.words;
       for (int64_t r = 0; r < p.R; ++r) {
         const uint64_t* series = raw + (c * p.R + r) * p.raw_words;
-        for (int64_t w = 0; w < p.rep_words; ++w) {
-          for (int b = 0; b < nbits; ++b) {
-            const int64_t lag = is_target ? math::target_state_lag(b, p.k)
-                                          : math::source_state_lag(b, p.delay);
-            lag_words[b] = math::load_bits(series, p.raw_words, p.n0 - lag + w * math::kWordBits);
-          }
-          const uint64_t mask = math::valid_mask(w, p.obs_per_rep);
-          for (int64_t s = 1; s < S; ++s) {
-            const uint64_t word = math::onehot_word(lag_words, nbits, s) & mask;
-            streams[(c * (S - 1) + s - 1) * p.words + r * p.rep_words + w] = word;
-            cnt[s] += static_cast<int64_t>(math::popcount64(word));
-          }
-        }
+        uint64_t* rep_rows = rows + r * p.rep_words;
+        int64_t w0 = 0;
+#if TE_X86
+        if (avx2) w0 = onehot_words_avx2(series, p, nbits, offs, rep_rows, cnt);
+#endif
+        onehot_words_portable(series, p, nbits, offs, w0, rep_rows, cnt);
       }
+      for (int64_t s = 1; s < S; ++s)
+        std::fill(rows + (s - 1) * p.words + used, rows + s * p.words, uint64_t(0));
       int64_t nonzero = 0;
       for (int64_t s = 1; s < S; ++s) nonzero += cnt[s];
       cnt[0] = p.nobs - nonzero;
     }
   });
+  // Rows padding the stream count to a multiple of the kernels' row tile.
+  const int64_t filled = C * (S - 1) * p.words;
+  std::fill(streams + filled, streams + out.onehot.numel(), uint64_t(0));
 }
 
 void build_states(const uint64_t* raw, const SeriesPlan& p, int nbits, bool is_target, int64_t C,
@@ -178,10 +362,11 @@ PackedSide pack_side_cpu(const at::Tensor& x, const SeriesPlan& p, bool is_targe
   const int nbits = is_target ? p.k + 1 : p.l;
   const int64_t S = int64_t(1) << nbits;
 
-  std::vector<uint64_t> raw(static_cast<size_t>(C * p.R * p.raw_words));
+  const bool avx2 = popcount_kernel().avx2;
+  std::vector<uint64_t> raw(static_cast<size_t>(C * p.R * p.raw_words + kRawPad));
   BadValue bad;
   AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, x3.scalar_type(), "te_pack", [&] {
-    pack_raw<scalar_t>(x3, p, raw.data(), bad);
+    pack_raw<scalar_t>(x3, p, raw.data(), bad, avx2);
   });
   if (bad.seen.load()) {
     if (p.has_threshold) {
@@ -198,8 +383,8 @@ PackedSide pack_side_cpu(const at::Tensor& x, const SeriesPlan& p, bool is_targe
   out.counts = at::zeros({C, S}, x.options().dtype(at::kLong));
   if (p.onehot) {
     const int64_t rows = math::round_up(C * (S - 1), row_pad);
-    out.onehot = at::zeros({rows, p.words}, x.options().dtype(at::kLong));
-    build_onehot(raw.data(), p, nbits, is_target, C, out);
+    out.onehot = at::empty({rows, p.words}, x.options().dtype(at::kLong));
+    build_onehot(raw.data(), p, nbits, is_target, C, avx2, out);
   } else {
     out.states = at::empty({C, p.nobs}, x.options().dtype(at::kInt));
     build_states(raw.data(), p, nbits, is_target, C, out);
