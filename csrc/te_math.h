@@ -190,37 +190,40 @@ TE_HD double target_sum_from_marginals(const int64_t* ycount, int k, Clog f) {
   return hist;
 }
 
-// TE in bits from one pair's joint counts and its target-only part `hist`
-// (target_sum_from_marginals of the pair's target marginals):
+// TE in bits from one pair's joint counts, given the pair's total n (the sum
+// of its counts) and its target-only part `hist` (target_sum_from_marginals
+// of the pair's target marginals):
 //   N*TE = sum f(c_bin) + sum f(c_ypast) - sum f(c_ypast,xpast) - sum f(c_ynext,ypast)
 // which is the plug-in sum p log2 p(yn|yp,xp)/p(yn|yp) multiplied out.
 // Zero observations give 0; the estimate is a conditional mutual information
 // and so >= 0, and a negative rounding residue is returned as 0.
 template <typename Clog>
-TE_HD double te_from_joint_counts_and_target(const int64_t* c, int k, int l, Clog f, double hist) {
+TE_HD double te_from_joint_counts_given(const int64_t* c, int k, int l, Clog f, int64_t n,
+                                        double hist) {
+  if (n == 0) return 0.0;
   const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0
   // Independent sums, so the lookups of one pair overlap instead of forming
   // one long dependency chain.
-  int64_t n = 0;
   double joint = 0.0, cond = 0.0;
   for (int64_t b = 0; b < half; ++b) {
-    n += c[b] + c[b + half];
     joint += f(c[b]) + f(c[b + half]);
     cond += f(c[b] + c[b + half]);  // (ypast, xpast)
   }
-  if (n == 0) return 0.0;
   const double te = ((joint - cond) + hist) / static_cast<double>(n);
   return te > 0.0 ? te : 0.0;
 }
 
 // TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index).
-// Bit-identical to te_from_joint_counts_and_target with the target part taken
-// from the pair's own marginals (the same integers, summed in the same order).
+// Bit-identical to te_from_joint_counts_given with the total and the target
+// part taken from the pair's own counts (the same integers, summed in the
+// same order), which is how the all-pairs reduction calls it.
 template <typename Clog>
 TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
   const int64_t sx = int64_t(1) << l;
   const int64_t syp = int64_t(1) << k;
   const int64_t half = int64_t(1) << (k + l);
+  int64_t n = 0;
+  for (int64_t b = 0; b < 2 * half; ++b) n += c[b];
   double hist = 0.0;
   for (int64_t yp = 0; yp < syp; ++yp) {
     int64_t y0 = 0, y1 = 0;
@@ -230,7 +233,7 @@ TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
     }
     hist += target_term(y0, y1, f);
   }
-  return te_from_joint_counts_and_target(c, k, l, f, hist);
+  return te_from_joint_counts_given(c, k, l, f, n, hist);
 }
 
 }  // namespace math

@@ -116,8 +116,9 @@ void for_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p
 
 // out[i * J + j] = TE(source i -> target j) for all pairs. The target-only
 // part of each pair's sum is the same for every source, so it is computed
-// once per target (bit-identical to te_from_joint_counts, which recomputes
-// it from the same integers in the same order).
+// once per target, and every pair's total is nobs (bit-identical to
+// te_from_joint_counts, which recomputes both from the same integers in the
+// same order).
 template <typename KT, typename LT, typename Clog>
 void te_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p, KT k, LT l,
                   Clog f, double* out) {
@@ -140,7 +141,7 @@ void te_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
       for (int64_t j = j0; j < j1; ++j) {
         math::assemble_joint_counts(crow + (j - j0) * Y.streams, ldc, 1, xcount + i * p.sx,
                                     ycount + j * p.sy, p.nobs, k, l, bins);
-        out[i * p.J + j] = math::te_from_joint_counts_and_target(bins, k, l, f, target[j]);
+        out[i * p.J + j] = math::te_from_joint_counts_given(bins, k, l, f, p.nobs, target[j]);
       }
     }
   });

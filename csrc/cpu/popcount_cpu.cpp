@@ -73,9 +73,11 @@ __attribute__((target("popcnt"))) void cross_block_popcnt(const uint64_t* X, con
 //    or masking: the split is paid once per row, not once per pair;
 //  * counts accumulate in bytes (at most 8 per byte per vector) and are
 //    widened by vpsadbw only after kAvx2Run vectors;
-//  * the rows of Y being swept stay in L1 (kAvx2PanelBytes) while X rows pass.
+//  * Y rows are stored in groups of 8 interleaved by vector, so one X row
+//    meets a group through one pointer, and the group stays in L1 while
+//    every X row passes it.
 constexpr int64_t kAvx2Run = 31;  // 31 * 8 = 248 <= 255: byte counters cannot wrap
-constexpr int64_t kAvx2PanelBytes = 16 * 1024;
+constexpr int64_t kAvx2Group = 8;  // Y rows per register tile (8 accumulators)
 
 // Per-thread scratch for the nibble-split rows (64-byte aligned).
 struct Avx2Scratch {
@@ -110,38 +112,48 @@ __attribute__((target("avx2"), always_inline)) inline __m256i sum_lanes256x4(__m
                           _mm256_permute2x128_si256(s01, s23, 0x31));
 }
 
-// dst[(r * nv + v) * 2 + {0, 1}] = {low, high} nibbles of vector v of row r.
-__attribute__((target("avx2"))) void split_nibbles(const uint64_t* src, int64_t ld, int64_t rows,
-                                                   int64_t nv, __m256i* dst) {
+// Splits rows into low/high nibbles, vector v of row r at
+// dst[(g * nv + v) * G + r % G) * 2 + {0, 1}], g = r / G: each group of G
+// rows interleaved by vector, so one pointer walks all G rows of a run. G = 1
+// stores rows one after another; the last group may hold fewer rows (a
+// multiple of 4), interleaved by its own size.
+template <int G>
+__attribute__((target("avx2"), always_inline)) inline void split_nibbles(const uint64_t* src,
+                                                                         int64_t ld, int64_t rows,
+                                                                         int64_t nv,
+                                                                         __m256i* dst) {
   const __m256i low = _mm256_set1_epi8(0x0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint64_t* row = src + r * ld;
-    __m256i* out = dst + r * nv * 2;
-    for (int64_t v = 0; v < nv; ++v) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 4 * v));
-      _mm256_store_si256(out + 2 * v, _mm256_and_si256(x, low));
-      _mm256_store_si256(out + 2 * v + 1, _mm256_and_si256(_mm256_srli_epi16(x, 4), low));
+  for (int64_t g0 = 0; g0 < rows; g0 += G) {
+    const int64_t gs = std::min<int64_t>(G, rows - g0);
+    __m256i* group = dst + g0 * nv * 2;
+    for (int64_t r = 0; r < gs; ++r) {
+      const uint64_t* row = src + (g0 + r) * ld;
+      for (int64_t v = 0; v < nv; ++v) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 4 * v));
+        __m256i* out = group + (v * gs + r) * 2;
+        _mm256_store_si256(out, _mm256_and_si256(x, low));
+        _mm256_store_si256(out + 1, _mm256_and_si256(_mm256_srli_epi16(x, 4), low));
+      }
     }
   }
 }
 
-// One split X row against NY split Y rows (ys vectors apart) over nv <= kAvx2Run
-// vectors: c[s] += count of (x, row s).
+// One split X row against a group of NY split Y rows (interleaved by vector)
+// over nv <= kAvx2Run vectors: c[s] += count of (x, row s).
 template <int NY>
-__attribute__((target("avx2"), always_inline)) inline void avx2_row_block(const __m256i* x,
+__attribute__((target("avx2"), always_inline)) inline void avx2_row_group(const __m256i* x,
                                                                         const __m256i* y,
-                                                                        int64_t ys, int64_t nv,
-                                                                        int64_t* c) {
+                                                                        int64_t nv, int64_t* c) {
   const __m256i lut = nibble_lut();
   __m256i acc[NY];
   for (int s = 0; s < NY; ++s) acc[s] = _mm256_setzero_si256();
-  for (int64_t v = 0; v < nv; ++v) {
-    const __m256i xl = _mm256_load_si256(x + 2 * v), xh = _mm256_load_si256(x + 2 * v + 1);
+  for (int64_t v = 0; v < nv; ++v, x += 2, y += 2 * NY) {
+    const __m256i xl = _mm256_load_si256(x), xh = _mm256_load_si256(x + 1);
     for (int s = 0; s < NY; ++s) {
-      const __m256i* yv = y + s * ys + 2 * v;
-      const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(xl, _mm256_load_si256(yv)));
-      const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(xh, _mm256_load_si256(yv + 1)));
-      acc[s] = _mm256_add_epi8(acc[s], _mm256_add_epi8(lo, hi));
+      const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(xl, _mm256_load_si256(y + 2 * s)));
+      const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(xh, _mm256_load_si256(y + 2 * s + 1)));
+      acc[s] = _mm256_add_epi8(acc[s], lo);
+      acc[s] = _mm256_add_epi8(acc[s], hi);
     }
   }
   const __m256i z = _mm256_setzero_si256();
@@ -187,18 +199,17 @@ __attribute__((target("avx2"))) void cross_block_avx2(const uint64_t* X, const u
     __m256i* xs = static_cast<__m256i*>(
         scratch.get(static_cast<size_t>((na + nb) * nv * 2) * sizeof(__m256i)));
     __m256i* ys = xs + na * nv * 2;
-    split_nibbles(X + a0 * ld + wr, ld, na, nv, xs);
-    split_nibbles(Y + b0 * ld + wr, ld, nb, nv, ys);
-    // Y rows per L1 panel: a multiple of 8, at least 8.
-    const int64_t panel = std::max<int64_t>(8, kAvx2PanelBytes / (nv * 64) / 8 * 8);
-    for (int64_t p0 = 0; p0 < nb; p0 += panel) {
-      const int64_t p1 = std::min(nb, p0 + panel);
-      for (int64_t a = 0; a < na; ++a) {
-        const __m256i* x = xs + a * nv * 2;
-        int64_t* c = C + a * ldc;
-        int64_t b = p0;
-        for (; b + 8 <= p1; b += 8) avx2_row_block<8>(x, ys + b * nv * 2, nv * 2, nv, c + b);
-        if (b < p1) avx2_row_block<4>(x, ys + b * nv * 2, nv * 2, nv, c + b);  // p1 - b == 4
+    split_nibbles<1>(X + a0 * ld + wr, ld, na, nv, xs);
+    split_nibbles<kAvx2Group>(Y + b0 * ld + wr, ld, nb, nv, ys);
+    // One group of Y rows (at most 16 KiB) stays in L1 while every X row
+    // passes it.
+    for (int64_t g = 0; g < nb; g += kAvx2Group) {
+      const __m256i* yg = ys + g * nv * 2;
+      if (nb - g >= kAvx2Group) {
+        for (int64_t a = 0; a < na; ++a)
+          avx2_row_group<kAvx2Group>(xs + a * nv * 2, yg, nv, C + a * ldc + g);
+      } else {  // the last group: 4 rows
+        for (int64_t a = 0; a < na; ++a) avx2_row_group<4>(xs + a * nv * 2, yg, nv, C + a * ldc + g);
       }
     }
   }
