@@ -86,15 +86,15 @@ uint64_t row_bits_bytes01(const uint8_t* row, bool* bad) {
 constexpr int64_t kAvx2Columns = 32;
 
 // Time-major one-byte 0/1 values, 32 contiguous columns, rows `st` bytes
-// apart: out[c] gets the nt <= 64 values of column c, bit t = row t (rows past
-// nt read as 0). Returns false if a byte is neither 0 nor 1.
+// apart: out[c * so] gets the nt <= 64 values of column c, bit t = row t (rows
+// past nt read as 0). Returns false if a byte is neither 0 nor 1.
 //
 // Eight rows fold into one byte per column (Horner: acc = 2 acc + row, a byte
 // add, so no bit crosses into the next byte), and a byte transpose of the
 // eight folded vectors (unpack 8 -> 16 -> 32 bits) puts the eight bytes of a
 // column into one word. This replaces a 64 x 64 bit transpose per block.
 __attribute__((target("avx2"))) bool pack_bytes32_avx2(const uint8_t* rows, int64_t st, int64_t nt,
-                                                      uint64_t out[kAvx2Columns]) {
+                                                      uint64_t* out, int64_t so) {
   const __m256i z = _mm256_setzero_si256();
   __m256i seen = z;
   __m256i v[8];
@@ -124,10 +124,13 @@ __attribute__((target("avx2"))) bool pack_bytes32_avx2(const uint8_t* rows, int6
       const int c = 8 * h + 4 * g;  // lane-local column of the first word
       const __m256i r0 = _mm256_unpacklo_epi32(q0, q1);  // columns c, c + 1
       const __m256i r1 = _mm256_unpackhi_epi32(q0, q1);  // columns c + 2, c + 3
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm256_castsi256_si128(r0));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c + 2), _mm256_castsi256_si128(r1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 + c), _mm256_extracti128_si256(r0, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 18 + c), _mm256_extracti128_si256(r1, 1));
+      const __m128i w[4] = {_mm256_castsi256_si128(r0), _mm256_castsi256_si128(r1),
+                            _mm256_extracti128_si256(r0, 1), _mm256_extracti128_si256(r1, 1)};
+      const int col[4] = {c, c + 2, 16 + c, 18 + c};
+      for (int m = 0; m < 4; ++m) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + col[m] * so), w[m]);
+        _mm_storeh_pd(reinterpret_cast<double*>(out + (col[m] + 1) * so), _mm_castsi128_pd(w[m]));
+      }
     }
   }
   return _mm256_testz_si256(seen, _mm256_set1_epi8(static_cast<char>(0xFE)));
@@ -149,68 +152,53 @@ void record_bad(const scalar_t* base, int64_t sr, int64_t st, int64_t sc, int64_
   }
 }
 
-// raw[(c * R + r) * raw_words + wt] = word wt of replicate r of column c.
+// Packs columns [c0, c0 + nc), nc <= kColumnBlock, into
+// raw[(c * R + r) * raw_words + wt] = word wt of replicate r of column c0 + c.
+// Runs of 32 contiguous one-byte columns take the AVX2 path; the rest the
+// portable one.
 template <typename scalar_t>
-void pack_raw(const at::Tensor& x3, const SeriesPlan& p, uint64_t* raw, BadValue& bad,
-              bool avx2) {
+void pack_block(const at::Tensor& x3, const SeriesPlan& p, int64_t c0, int64_t nc, bool avx2,
+                uint64_t* raw, BadValue& bad) {
   const scalar_t* base = x3.const_data_ptr<scalar_t>();
   const int64_t sr = x3.stride(0), st = x3.stride(1), sc = x3.stride(2);
-  const int64_t C = x3.size(2);
   constexpr bool one_byte = sizeof(scalar_t) == 1 && !std::is_same_v<scalar_t, int8_t>;
-  int64_t c_rest = 0;  // columns from here on take the portable path
+  int64_t n_simd = 0;  // columns [c0, c0 + n_simd) take the AVX2 path
 #if TE_X86
-  if (one_byte && avx2 && !p.has_threshold && sc == 1 && C >= kAvx2Columns) {
-    const int64_t nblk = C / kAvx2Columns;
-    at::parallel_for(0, nblk, 1, [&](int64_t blk0, int64_t blk1) {
-      uint64_t words[kAvx2Columns];
-      for (int64_t blk = blk0; blk < blk1; ++blk) {
-        const int64_t c0 = blk * kAvx2Columns;
-        for (int64_t r = 0; r < p.R; ++r) {
-          for (int64_t wt = 0; wt < p.raw_words; ++wt) {
-            const int64_t t0 = wt * math::kWordBits;
-            const int64_t nt = std::min<int64_t>(math::kWordBits, p.T - t0);
-            const scalar_t* rows = base + r * sr + t0 * st + c0;
-            if (!pack_bytes32_avx2(reinterpret_cast<const uint8_t*>(rows), st, nt, words)) {
-              record_bad(base, sr, st, sc, r, t0, nt, c0, kAvx2Columns, p, bad);
-            }
-            for (int64_t c = 0; c < kAvx2Columns; ++c)
-              raw[((c0 + c) * p.R + r) * p.raw_words + wt] = words[c];
-          }
-        }
-      }
-    });
-    c_rest = nblk * kAvx2Columns;
-  }
+  if (one_byte && avx2 && !p.has_threshold && sc == 1) n_simd = nc / kAvx2Columns * kAvx2Columns;
 #else
   (void)avx2;
 #endif
-  if (c_rest == C) return;
-  at::parallel_for(0, at::divup(C - c_rest, kColumnBlock), 1, [&](int64_t blk0, int64_t blk1) {
-    uint64_t block[64];
-    for (int64_t blk = blk0; blk < blk1; ++blk) {
-      const int64_t c0 = c_rest + blk * kColumnBlock;
-      const int64_t nc = std::min(kColumnBlock, C - c0);
-      const bool fast_bytes = one_byte && !p.has_threshold && sc == 1 && nc == 64;
-      for (int64_t r = 0; r < p.R; ++r) {
-        for (int64_t wt = 0; wt < p.raw_words; ++wt) {
-          const int64_t t0 = wt * math::kWordBits;
-          const int64_t nt = std::min<int64_t>(math::kWordBits, p.T - t0);
-          bool any_bad = false;
-          for (int64_t b = 0; b < nt; ++b) {
-            const scalar_t* row = base + r * sr + (t0 + b) * st + c0 * sc;
-            block[b] = fast_bytes
-                           ? row_bits_bytes01(reinterpret_cast<const uint8_t*>(row), &any_bad)
-                           : row_bits(row, sc, nc, p, &any_bad);
-          }
-          std::fill(block + nt, block + 64, 0);
-          // Rescan only this block to name the offending value.
-          if (any_bad) record_bad(base, sr, st, sc, r, t0, nt, c0, nc, p, bad);
-          transpose_bits64(block);
-          for (int64_t c = 0; c < nc; ++c) raw[((c0 + c) * p.R + r) * p.raw_words + wt] = block[c];
+  const int64_t cp = c0 + n_simd, np = nc - n_simd;  // the portable columns
+  const bool fast_bytes = one_byte && !p.has_threshold && sc == 1 && np == 64;
+  uint64_t block[64];
+  for (int64_t r = 0; r < p.R; ++r) {
+    for (int64_t wt = 0; wt < p.raw_words; ++wt) {
+      const int64_t t0 = wt * math::kWordBits;
+      const int64_t nt = std::min<int64_t>(math::kWordBits, p.T - t0);
+#if TE_X86
+      for (int64_t h = 0; h < n_simd; h += kAvx2Columns) {
+        const scalar_t* rows = base + r * sr + t0 * st + c0 + h;
+        if (!pack_bytes32_avx2(reinterpret_cast<const uint8_t*>(rows), st, nt,
+                               raw + (h * p.R + r) * p.raw_words + wt, p.R * p.raw_words)) {
+          record_bad(base, sr, st, sc, r, t0, nt, c0 + h, kAvx2Columns, p, bad);
         }
       }
+#endif
+      if (np == 0) continue;
+      bool any_bad = false;
+      for (int64_t b = 0; b < nt; ++b) {
+        const scalar_t* row = base + r * sr + (t0 + b) * st + cp * sc;
+        block[b] = fast_bytes ? row_bits_bytes01(reinterpret_cast<const uint8_t*>(row), &any_bad)
+                              : row_bits(row, sc, np, p, &any_bad);
+      }
+      std::fill(block + nt, block + 64, 0);
+      // Rescan only this block to name the offending value.
+      if (any_bad) record_bad(base, sr, st, sc, r, t0, nt, cp, np, p, bad);
+      transpose_bits64(block);
+      for (int64_t c = 0; c < np; ++c)
+        raw[((n_simd + c) * p.R + r) * p.raw_words + wt] = block[c];
     }
-  });
+  }
 }
 
 // Words readable past the end of the packed series: the AVX2 one-hot path
@@ -296,57 +284,72 @@ __attribute__((target("avx2"))) int64_t onehot_words_avx2(const uint64_t* series
 }
 #endif
 
-// One-hot streams and state counts of every column. Every word of every row
-// is written here (streams, then the zero padding), so the buffer can start
-// uninitialised.
-void build_onehot(const uint64_t* raw, const SeriesPlan& p, int nbits, bool is_target,
-                  int64_t C, bool avx2, PackedSide& out) {
+// One-hot streams and state counts of one column from its packed series
+// (R * raw_words words). Every word of the column's rows is written: the
+// streams, then the zero padding past R * rep_words.
+void onehot_column(const uint64_t* raw, const SeriesPlan& p, int nbits, const int64_t* offs,
+                   bool avx2, uint64_t* rows, int64_t* cnt) {
   const int64_t S = int64_t(1) << nbits;
-  uint64_t* streams = reinterpret_cast<uint64_t*>(out.onehot.data_ptr<int64_t>());
-  int64_t* counts = out.counts.data_ptr<int64_t>();
-  int64_t offs[8];
-  for (int b = 0; b < nbits; ++b) offs[b] = lag_offset(p, b, is_target);
-  const int64_t used = p.R * p.rep_words;  // words past this are padding
-  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      int64_t* cnt = counts + c * S;
-      uint64_t* rows = streams + c * (S - 1) * p.words;
-      for (int64_t r = 0; r < p.R; ++r) {
-        const uint64_t* series = raw + (c * p.R + r) * p.raw_words;
-        uint64_t* rep_rows = rows + r * p.rep_words;
-        int64_t w0 = 0;
+  for (int64_t r = 0; r < p.R; ++r) {
+    const uint64_t* series = raw + r * p.raw_words;
+    uint64_t* rep_rows = rows + r * p.rep_words;
+    int64_t w0 = 0;
 #if TE_X86
-        if (avx2) w0 = onehot_words_avx2(series, p, nbits, offs, rep_rows, cnt);
+    if (avx2) w0 = onehot_words_avx2(series, p, nbits, offs, rep_rows, cnt);
+#else
+    (void)avx2;
 #endif
-        onehot_words_portable(series, p, nbits, offs, w0, rep_rows, cnt);
-      }
-      for (int64_t s = 1; s < S; ++s)
-        std::fill(rows + (s - 1) * p.words + used, rows + s * p.words, uint64_t(0));
-      int64_t nonzero = 0;
-      for (int64_t s = 1; s < S; ++s) nonzero += cnt[s];
-      cnt[0] = p.nobs - nonzero;
-    }
-  });
-  // Rows padding the stream count to a multiple of the kernels' row tile.
-  const int64_t filled = C * (S - 1) * p.words;
-  std::fill(streams + filled, streams + out.onehot.numel(), uint64_t(0));
+    onehot_words_portable(series, p, nbits, offs, w0, rep_rows, cnt);
+  }
+  const int64_t used = p.R * p.rep_words;
+  for (int64_t s = 1; s < S; ++s)
+    std::fill(rows + (s - 1) * p.words + used, rows + s * p.words, uint64_t(0));
+  int64_t nonzero = 0;
+  for (int64_t s = 1; s < S; ++s) nonzero += cnt[s];
+  cnt[0] = p.nobs - nonzero;
 }
 
-void build_states(const uint64_t* raw, const SeriesPlan& p, int nbits, bool is_target, int64_t C,
-                  PackedSide& out) {
+// State of every observation of one column, and the state counts.
+void states_column(const uint64_t* raw, const SeriesPlan& p, int nbits, bool is_target,
+                   int32_t* states, int64_t* cnt) {
+  for (int64_t r = 0; r < p.R; ++r) {
+    const uint64_t* series = raw + r * p.raw_words;
+    for (int64_t o = 0; o < p.obs_per_rep; ++o) {
+      const int64_t s = math::state_at(series, p.raw_words, p.n0 + o, nbits, is_target, p.k, p.delay);
+      states[r * p.obs_per_rep + o] = static_cast<int32_t>(s);
+      ++cnt[s];
+    }
+  }
+}
+
+// Packs, then builds streams (or states), one block of columns at a time, so
+// a block's packed series are still in cache when its streams are built and
+// no whole-side packed copy is allocated.
+template <typename scalar_t>
+void pack_columns(const at::Tensor& x3, const SeriesPlan& p, int nbits, bool is_target, bool avx2,
+                  PackedSide& out, BadValue& bad) {
+  const int64_t C = x3.size(2);
   const int64_t S = int64_t(1) << nbits;
-  int32_t* states = out.states.data_ptr<int32_t>();
+  int64_t offs[8];
+  for (int b = 0; b < nbits && b < 8; ++b) offs[b] = lag_offset(p, b, is_target);
   int64_t* counts = out.counts.data_ptr<int64_t>();
-  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      int64_t* cnt = counts + c * S;
-      for (int64_t r = 0; r < p.R; ++r) {
-        const uint64_t* series = raw + (c * p.R + r) * p.raw_words;
-        for (int64_t o = 0; o < p.obs_per_rep; ++o) {
-          const int64_t s =
-              math::state_at(series, p.raw_words, p.n0 + o, nbits, is_target, p.k, p.delay);
-          states[c * p.nobs + r * p.obs_per_rep + o] = static_cast<int32_t>(s);
-          ++cnt[s];
+  at::parallel_for(0, at::divup(C, kColumnBlock), 1, [&](int64_t blk0, int64_t blk1) {
+    std::vector<uint64_t> raw(static_cast<size_t>(kColumnBlock * p.R * p.raw_words + kRawPad));
+    for (int64_t blk = blk0; blk < blk1; ++blk) {
+      const int64_t c0 = blk * kColumnBlock;
+      const int64_t nc = std::min(kColumnBlock, C - c0);
+      pack_block<scalar_t>(x3, p, c0, nc, avx2, raw.data(), bad);
+      if (bad.seen.load(std::memory_order_relaxed)) return;  // the caller raises
+      for (int64_t c = 0; c < nc; ++c) {
+        const uint64_t* series = raw.data() + c * p.R * p.raw_words;
+        int64_t* cnt = counts + (c0 + c) * S;
+        if (p.onehot) {
+          uint64_t* rows = reinterpret_cast<uint64_t*>(out.onehot.data_ptr<int64_t>()) +
+                           (c0 + c) * (S - 1) * p.words;
+          onehot_column(series, p, nbits, offs, avx2, rows, cnt);
+        } else {
+          states_column(series, p, nbits, is_target,
+                        out.states.data_ptr<int32_t>() + (c0 + c) * p.nobs, cnt);
         }
       }
     }
@@ -361,12 +364,22 @@ PackedSide pack_side_cpu(const at::Tensor& x, const SeriesPlan& p, bool is_targe
   const int64_t C = x3.size(2);
   const int nbits = is_target ? p.k + 1 : p.l;
   const int64_t S = int64_t(1) << nbits;
-
   const bool avx2 = popcount_kernel().avx2;
-  std::vector<uint64_t> raw(static_cast<size_t>(C * p.R * p.raw_words + kRawPad));
+
+  PackedSide out;
+  out.streams = S - 1;
+  out.counts = at::zeros({C, S}, x.options().dtype(at::kLong));
+  if (p.onehot) {
+    const int64_t rows = math::round_up(C * (S - 1), row_pad);
+    // Uninitialised: pack_columns writes every row of every column, and the
+    // rows padding the count to row_pad are zeroed below.
+    out.onehot = at::empty({rows, p.words}, x.options().dtype(at::kLong));
+  } else {
+    out.states = at::empty({C, p.nobs}, x.options().dtype(at::kInt));
+  }
   BadValue bad;
   AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, x3.scalar_type(), "te_pack", [&] {
-    pack_raw<scalar_t>(x3, p, raw.data(), bad, avx2);
+    pack_columns<scalar_t>(x3, p, nbits, is_target, avx2, out, bad);
   });
   if (bad.seen.load()) {
     if (p.has_threshold) {
@@ -377,17 +390,9 @@ PackedSide pack_side_cpu(const at::Tensor& x, const SeriesPlan& p, bool is_targe
                       " but threshold is None, so only 0 and 1 are allowed; pass threshold=... "
                       "to binarise it");
   }
-
-  PackedSide out;
-  out.streams = S - 1;
-  out.counts = at::zeros({C, S}, x.options().dtype(at::kLong));
   if (p.onehot) {
-    const int64_t rows = math::round_up(C * (S - 1), row_pad);
-    out.onehot = at::empty({rows, p.words}, x.options().dtype(at::kLong));
-    build_onehot(raw.data(), p, nbits, is_target, C, avx2, out);
-  } else {
-    out.states = at::empty({C, p.nobs}, x.options().dtype(at::kInt));
-    build_states(raw.data(), p, nbits, is_target, C, out);
+    uint64_t* streams = reinterpret_cast<uint64_t*>(out.onehot.data_ptr<int64_t>());
+    std::fill(streams + C * (S - 1) * p.words, streams + out.onehot.numel(), uint64_t(0));
   }
   return out;
 }
