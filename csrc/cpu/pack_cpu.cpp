@@ -322,79 +322,149 @@ void states_column(const uint64_t* raw, const SeriesPlan& p, int nbits, bool is_
   }
 }
 
-// Packs, then builds streams (or states), one block of columns at a time, so
-// a block's packed series are still in cache when its streams are built and
-// no whole-side packed copy is allocated.
+// One side (source or target) being packed.
+struct SideJob;
+using PackBlockFn = void (*)(const SideJob&, int64_t blk, uint64_t* raw);
+
+struct SideJob {
+  at::Tensor x3;  // [R, T, C]
+  const SeriesPlan* p = nullptr;
+  int nbits = 1;
+  bool is_target = false;
+  bool avx2 = false;
+  int64_t offs[8] = {};  // bit offsets of the state bits (one-hot path)
+  int64_t blocks = 0;    // blocks of kColumnBlock columns
+  PackBlockFn pack = nullptr;
+  PackedSide out;
+  mutable BadValue bad;  // written by the packing threads
+};
+
+// Packs block `blk` of a side's columns into `raw`, then builds those
+// columns' streams (or states) while their packed series are still in cache.
 template <typename scalar_t>
-void pack_columns(const at::Tensor& x3, const SeriesPlan& p, int nbits, bool is_target, bool avx2,
-                  PackedSide& out, BadValue& bad) {
-  const int64_t C = x3.size(2);
-  const int64_t S = int64_t(1) << nbits;
-  int64_t offs[8];
-  for (int b = 0; b < nbits && b < 8; ++b) offs[b] = lag_offset(p, b, is_target);
-  int64_t* counts = out.counts.data_ptr<int64_t>();
-  at::parallel_for(0, at::divup(C, kColumnBlock), 1, [&](int64_t blk0, int64_t blk1) {
+void pack_side_block(const SideJob& job, int64_t blk, uint64_t* raw) {
+  const SeriesPlan& p = *job.p;
+  const int64_t C = job.x3.size(2);
+  const int64_t S = int64_t(1) << job.nbits;
+  const int64_t c0 = blk * kColumnBlock;
+  const int64_t nc = std::min(kColumnBlock, C - c0);
+  pack_block<scalar_t>(job.x3, p, c0, nc, job.avx2, raw, job.bad);
+  if (job.bad.seen.load(std::memory_order_relaxed)) return;  // the caller raises
+  int64_t* counts = job.out.counts.data_ptr<int64_t>();
+  for (int64_t c = 0; c < nc; ++c) {
+    const uint64_t* series = raw + c * p.R * p.raw_words;
+    int64_t* cnt = counts + (c0 + c) * S;
+    if (p.onehot) {
+      uint64_t* rows = reinterpret_cast<uint64_t*>(job.out.onehot.data_ptr<int64_t>()) +
+                       (c0 + c) * (S - 1) * p.words;
+      onehot_column(series, p, job.nbits, job.offs, job.avx2, rows, cnt);
+    } else {
+      states_column(series, p, job.nbits, job.is_target,
+                    job.out.states.data_ptr<int32_t>() + (c0 + c) * p.nobs, cnt);
+    }
+  }
+}
+
+// Allocates a side's outputs and picks its dtype's block packer.
+void setup_side(SideJob& job, const at::Tensor& x, const SeriesPlan& p, bool is_target,
+                int64_t row_pad) {
+  job.x3 = x.dim() == 3 ? x : x.unsqueeze(0);
+  job.p = &p;
+  job.is_target = is_target;
+  job.nbits = is_target ? p.k + 1 : p.l;
+  job.avx2 = popcount_kernel().avx2;
+  for (int b = 0; b < job.nbits && b < 8; ++b) job.offs[b] = lag_offset(p, b, is_target);
+  const int64_t C = job.x3.size(2);
+  const int64_t S = int64_t(1) << job.nbits;
+  job.blocks = at::divup(C, kColumnBlock);
+  job.out.streams = S - 1;
+  job.out.counts = at::zeros({C, S}, x.options().dtype(at::kLong));
+  if (p.onehot) {
+    const int64_t rows = math::round_up(C * (S - 1), row_pad);
+    // Uninitialised: pack_side_block writes every row of every column, and
+    // the rows padding the count to row_pad are zeroed in finish_side.
+    job.out.onehot = at::empty({rows, p.words}, x.options().dtype(at::kLong));
+  } else {
+    job.out.states = at::empty({C, p.nobs}, x.options().dtype(at::kInt));
+  }
+  AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, job.x3.scalar_type(), "te_pack",
+                             [&] { job.pack = &pack_side_block<scalar_t>; });
+}
+
+// Packs the blocks of all sides in one parallel region. Block q of the
+// interleaved order alternates sides while both have blocks left, so each
+// thread's contiguous share holds a similar mix of cheap and dear blocks.
+void run_sides(SideJob* jobs, int n) {
+  int64_t total = 0;
+  for (int s = 0; s < n; ++s) total += jobs[s].blocks;
+  const SeriesPlan& p = *jobs[0].p;
+  at::parallel_for(0, total, 1, [&](int64_t q0, int64_t q1) {
     std::vector<uint64_t> raw(static_cast<size_t>(kColumnBlock * p.R * p.raw_words + kRawPad));
-    for (int64_t blk = blk0; blk < blk1; ++blk) {
-      const int64_t c0 = blk * kColumnBlock;
-      const int64_t nc = std::min(kColumnBlock, C - c0);
-      pack_block<scalar_t>(x3, p, c0, nc, avx2, raw.data(), bad);
-      if (bad.seen.load(std::memory_order_relaxed)) return;  // the caller raises
-      for (int64_t c = 0; c < nc; ++c) {
-        const uint64_t* series = raw.data() + c * p.R * p.raw_words;
-        int64_t* cnt = counts + (c0 + c) * S;
-        if (p.onehot) {
-          uint64_t* rows = reinterpret_cast<uint64_t*>(out.onehot.data_ptr<int64_t>()) +
-                           (c0 + c) * (S - 1) * p.words;
-          onehot_column(series, p, nbits, offs, avx2, rows, cnt);
+    for (int64_t q = q0; q < q1; ++q) {
+      // Map q to (side, block): round-robin over the sides that still have
+      // blocks at this depth.
+      int64_t rest = q, depth = 0;
+      int side = -1;
+      while (side < 0) {
+        int live = 0;
+        for (int s = 0; s < n; ++s) live += jobs[s].blocks > depth;
+        if (rest < live) {
+          for (int s = 0; s < n; ++s) {
+            if (jobs[s].blocks > depth && rest-- == 0) {
+              side = s;
+              break;
+            }
+          }
         } else {
-          states_column(series, p, nbits, is_target,
-                        out.states.data_ptr<int32_t>() + (c0 + c) * p.nobs, cnt);
+          rest -= live;
+          ++depth;
         }
       }
+      jobs[side].pack(jobs[side], depth, raw.data());
     }
   });
+}
+
+// Raises for a rejected value, else zeroes the padding rows.
+void finish_side(SideJob& job, const char* op, const char* name) {
+  const SeriesPlan& p = *job.p;
+  if (job.bad.seen.load()) {
+    if (p.has_threshold) {
+      TORCH_CHECK_VALUE(false, op, ": ", name, " contains NaN; with threshold=", p.threshold,
+                        " every value must be a number");
+    }
+    TORCH_CHECK_VALUE(false, op, ": ", name, " contains the value ", job.bad.value,
+                      " but threshold is None, so only 0 and 1 are allowed; pass threshold=... "
+                      "to binarise it");
+  }
+  if (p.onehot) {
+    const int64_t filled = job.x3.size(2) * job.out.streams * p.words;
+    uint64_t* streams = reinterpret_cast<uint64_t*>(job.out.onehot.data_ptr<int64_t>());
+    std::fill(streams + filled, streams + job.out.onehot.numel(), uint64_t(0));
+  }
 }
 
 }  // namespace
 
 PackedSide pack_side_cpu(const at::Tensor& x, const SeriesPlan& p, bool is_target,
                          int64_t row_pad, const char* op, const char* name) {
-  const at::Tensor x3 = x.dim() == 3 ? x : x.unsqueeze(0);
-  const int64_t C = x3.size(2);
-  const int nbits = is_target ? p.k + 1 : p.l;
-  const int64_t S = int64_t(1) << nbits;
-  const bool avx2 = popcount_kernel().avx2;
+  SideJob job;
+  setup_side(job, x, p, is_target, row_pad);
+  run_sides(&job, 1);
+  finish_side(job, op, name);
+  return std::move(job.out);
+}
 
-  PackedSide out;
-  out.streams = S - 1;
-  out.counts = at::zeros({C, S}, x.options().dtype(at::kLong));
-  if (p.onehot) {
-    const int64_t rows = math::round_up(C * (S - 1), row_pad);
-    // Uninitialised: pack_columns writes every row of every column, and the
-    // rows padding the count to row_pad are zeroed below.
-    out.onehot = at::empty({rows, p.words}, x.options().dtype(at::kLong));
-  } else {
-    out.states = at::empty({C, p.nobs}, x.options().dtype(at::kInt));
-  }
-  BadValue bad;
-  AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, x3.scalar_type(), "te_pack", [&] {
-    pack_columns<scalar_t>(x3, p, nbits, is_target, avx2, out, bad);
-  });
-  if (bad.seen.load()) {
-    if (p.has_threshold) {
-      TORCH_CHECK_VALUE(false, op, ": ", name, " contains NaN; with threshold=", p.threshold,
-                        " every value must be a number");
-    }
-    TORCH_CHECK_VALUE(false, op, ": ", name, " contains the value ", bad.value,
-                      " but threshold is None, so only 0 and 1 are allowed; pass threshold=... "
-                      "to binarise it");
-  }
-  if (p.onehot) {
-    uint64_t* streams = reinterpret_cast<uint64_t*>(out.onehot.data_ptr<int64_t>());
-    std::fill(streams + C * (S - 1) * p.words, streams + out.onehot.numel(), uint64_t(0));
-  }
-  return out;
+std::pair<PackedSide, PackedSide> pack_sides_cpu(const at::Tensor& source,
+                                                 const at::Tensor& target, const SeriesPlan& p,
+                                                 int64_t row_pad, const char* op) {
+  SideJob jobs[2];
+  setup_side(jobs[0], source, p, /*is_target=*/false, row_pad);
+  setup_side(jobs[1], target, p, /*is_target=*/true, row_pad);
+  run_sides(jobs, 2);
+  finish_side(jobs[0], op, "source");
+  finish_side(jobs[1], op, "target");
+  return {std::move(jobs[0].out), std::move(jobs[1].out)};
 }
 
 }  // namespace cpu

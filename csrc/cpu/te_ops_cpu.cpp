@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "../te_math.h"
@@ -48,8 +49,7 @@ Packed pack_both(const at::Tensor& source, const at::Tensor& target, const Serie
   if (__builtin_add_overflow(workspace_bytes(plan, kRowTile), output_bytes, &total))
     total = std::numeric_limits<int64_t>::max();
   check_fits(total, host_memory_bytes(), plan, op);
-  p.source = pack_side_cpu(source, p.plan, /*is_target=*/false, kRowTile, op, "source");
-  p.target = pack_side_cpu(target, p.plan, /*is_target=*/true, kRowTile, op, "target");
+  std::tie(p.source, p.target) = pack_sides_cpu(source, target, p.plan, kRowTile, op);
   return p;
 }
 
