@@ -392,15 +392,17 @@ void setup_side(SideJob& job, const at::Tensor& x, const SeriesPlan& p, bool is_
 }
 
 // Packs the blocks of all sides in one parallel region. Block q of the
-// interleaved order alternates sides while both have blocks left, so each
-// thread's contiguous share holds a similar mix of cheap and dear blocks.
+// interleaved order alternates sides while both have blocks left, so the
+// blocks handed out early and late mix cheap and dear ones.
 void run_sides(SideJob* jobs, int n) {
   int64_t total = 0;
   for (int s = 0; s < n; ++s) total += jobs[s].blocks;
   const SeriesPlan& p = *jobs[0].p;
-  at::parallel_for(0, total, 1, [&](int64_t q0, int64_t q1) {
+  std::atomic<int64_t> next{0};  // blocks are handed out one at a time, as tiles are
+  at::parallel_for(0, total, 1, [&](int64_t, int64_t) {
     std::vector<uint64_t> raw(static_cast<size_t>(kColumnBlock * p.R * p.raw_words + kRawPad));
-    for (int64_t q = q0; q < q1; ++q) {
+    for (int64_t q = next.fetch_add(1, std::memory_order_relaxed); q < total;
+         q = next.fetch_add(1, std::memory_order_relaxed)) {
       // Map q to (side, block): round-robin over the sides that still have
       // blocks at this depth.
       int64_t rest = q, depth = 0;

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -57,9 +58,15 @@ void for_all_tiles(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p
   const PopcountKernel& kernel = popcount_kernel();
   const uint64_t* xw = reinterpret_cast<const uint64_t*>(X.onehot.const_data_ptr<int64_t>());
   const uint64_t* yw = reinterpret_cast<const uint64_t*>(Y.onehot.const_data_ptr<int64_t>());
-  at::parallel_for(0, ti * tj, 1, [&](int64_t t0, int64_t t1) {
+  // Tiles are handed out one at a time from a shared counter rather than in
+  // fixed shares: on a machine shared with other work, a thread that loses
+  // its core for a while no longer holds up the whole op with its share.
+  const int64_t ntiles = ti * tj;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, ntiles, 1, [&](int64_t, int64_t) {
     std::vector<int64_t> cross;
-    for (int64_t t = t0; t < t1; ++t) {
+    for (int64_t t = next.fetch_add(1, std::memory_order_relaxed); t < ntiles;
+         t = next.fetch_add(1, std::memory_order_relaxed)) {
       const int64_t i0 = (t / tj) * bi, i1 = std::min(p.I, i0 + bi);
       const int64_t j0 = (t % tj) * bj, j1 = std::min(p.J, j0 + bj);
       const int64_t a0 = i0 * X.streams, a1 = math::round_up(i1 * X.streams, kRowTile);
