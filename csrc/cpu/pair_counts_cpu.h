@@ -72,7 +72,9 @@ void for_all_tiles(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p
       const int64_t a0 = i0 * X.streams, a1 = math::round_up(i1 * X.streams, kRowTile);
       const int64_t b0 = j0 * Y.streams, b1 = math::round_up(j1 * Y.streams, kRowTile);
       const int64_t ldc = b1 - b0;
-      cross.assign(static_cast<size_t>((a1 - a0) * ldc), 0);
+      // No zeroing: the kernel's first word chunk writes every entry.
+      if (cross.size() < static_cast<size_t>((a1 - a0) * ldc))
+        cross.resize(static_cast<size_t>((a1 - a0) * ldc));
       for (int64_t w0 = 0; w0 < p.words; w0 += kWordChunk) {
         const int64_t w1 = std::min(p.words, w0 + kWordChunk);
         kernel.cross_block(xw, yw, p.words, w0, w1, a0, a1, b0, b1, cross.data(), ldc);

@@ -36,7 +36,8 @@ __attribute__((always_inline)) inline void cross_block_scalar_body(
   for (int64_t a = a0; a < a1; ++a) {
     const uint64_t* x = X + a * ld + w0;
     for (int64_t b = b0; b < b1; ++b) {
-      C[(a - a0) * ldc + (b - b0)] += math::and_popcount(x, Y + b * ld + w0, w1 - w0);
+      int64_t& c = C[(a - a0) * ldc + (b - b0)];
+      c = (w0 == 0 ? 0 : c) + math::and_popcount(x, Y + b * ld + w0, w1 - w0);
     }
   }
 }
@@ -139,25 +140,27 @@ __attribute__((target("avx2"), always_inline)) inline void split_nibbles(const u
 }
 
 // One split X row against a group of NY split Y rows (interleaved by vector)
-// over nv <= kAvx2Run vectors: c[s] += count of (x, row s).
-// Adds the byte counters acc[0..NY) (widened by vpsadbw) to c[0..NY).
+// over nv <= kAvx2Run vectors: c[s] = (add ? c[s] : 0) + count of (x, row s).
+// Writes (add = false) or adds the byte counters acc[0..NY), widened by
+// vpsadbw, to c[0..NY).
 template <int NY>
 __attribute__((target("avx2"), always_inline)) inline void avx2_flush(const __m256i* acc,
-                                                                    int64_t* c) {
+                                                                    bool add, int64_t* c) {
   const __m256i z = _mm256_setzero_si256();
   for (int s = 0; s < NY; s += 4) {
     __m256i* out = reinterpret_cast<__m256i*>(c + s);
     const __m256i sums =
         sum_lanes256x4(_mm256_sad_epu8(acc[s], z), _mm256_sad_epu8(acc[s + 1], z),
                        _mm256_sad_epu8(acc[s + 2], z), _mm256_sad_epu8(acc[s + 3], z));
-    _mm256_storeu_si256(out, _mm256_add_epi64(_mm256_loadu_si256(out), sums));
+    _mm256_storeu_si256(out, add ? _mm256_add_epi64(_mm256_loadu_si256(out), sums) : sums);
   }
 }
 
 template <int NY>
 __attribute__((target("avx2"), always_inline)) inline void avx2_row_group(const __m256i* x,
                                                                         const __m256i* y,
-                                                                        int64_t nv, int64_t* c) {
+                                                                        int64_t nv, bool add,
+                                                                        int64_t* c) {
   const __m256i lut = nibble_lut();
   __m256i acc[NY];
   for (int s = 0; s < NY; ++s) acc[s] = _mm256_setzero_si256();
@@ -170,7 +173,7 @@ __attribute__((target("avx2"), always_inline)) inline void avx2_row_group(const 
       acc[s] = _mm256_add_epi8(acc[s], hi);
     }
   }
-  avx2_flush<NY>(acc, c);
+  avx2_flush<NY>(acc, add, c);
 }
 
 #if defined(__GNUC__)
@@ -180,7 +183,7 @@ __attribute__((target("avx2"), always_inline)) inline void avx2_row_group(const 
 template <>
 __attribute__((target("avx2"), always_inline)) inline void avx2_row_group<8>(const __m256i* x,
                                                                            const __m256i* y,
-                                                                           int64_t nv,
+                                                                           int64_t nv, bool add,
                                                                            int64_t* c) {
   const __m256i lut = nibble_lut();
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
@@ -207,7 +210,7 @@ __attribute__((target("avx2"), always_inline)) inline void avx2_row_group<8>(con
 #undef TE_AVX2_STEP
   }
   const __m256i acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-  avx2_flush<8>(acc, c);
+  avx2_flush<8>(acc, add, c);
 }
 #endif
 
@@ -248,13 +251,15 @@ __attribute__((target("avx2"))) void cross_block_avx2(const uint64_t* X, const u
     split_nibbles<kAvx2Group>(Y + b0 * ld + wr, ld, nb, nv, ys);
     // One group of Y rows (at most 16 KiB) stays in L1 while every X row
     // passes it.
+    const bool add = wr != 0;  // the first run writes C
     for (int64_t g = 0; g < nb; g += kAvx2Group) {
       const __m256i* yg = ys + g * nv * 2;
       if (nb - g >= kAvx2Group) {
         for (int64_t a = 0; a < na; ++a)
-          avx2_row_group<kAvx2Group>(xs + a * nv * 2, yg, nv, C + a * ldc + g);
+          avx2_row_group<kAvx2Group>(xs + a * nv * 2, yg, nv, add, C + a * ldc + g);
       } else {  // the last group: 4 rows
-        for (int64_t a = 0; a < na; ++a) avx2_row_group<4>(xs + a * nv * 2, yg, nv, C + a * ldc + g);
+        for (int64_t a = 0; a < na; ++a)
+          avx2_row_group<4>(xs + a * nv * 2, yg, nv, add, C + a * ldc + g);
       }
     }
   }
@@ -308,9 +313,8 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void cross_block_avx512(
       }
       for (int r = 0; r < 4; ++r) {
         __m256i* out = reinterpret_cast<__m256i*>(C + (a - a0 + r) * ldc + (b - b0));
-        _mm256_storeu_si256(out, _mm256_add_epi64(_mm256_loadu_si256(out),
-                                                  sum_lanes512x4(acc[r][0], acc[r][1], acc[r][2],
-                                                                 acc[r][3])));
+        const __m256i sums = sum_lanes512x4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+        _mm256_storeu_si256(out, w0 == 0 ? sums : _mm256_add_epi64(_mm256_loadu_si256(out), sums));
       }
     }
   }
