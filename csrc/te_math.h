@@ -172,37 +172,65 @@ struct TableClog {
   TE_HD double operator()(int64_t c) const { return table[c]; }
 };
 
-// TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index):
-//   N*TE = sum f(c_bin) + sum f(c_ypast) - sum f(c_ypast,xpast) - sum f(c_ynext,ypast)
-// which is the plug-in sum p log2 p(yn|yp,xp)/p(yn|yp) multiplied out. It is
-// grouped per ypast as  sum_xp g(c0, c1) - g(y0, y1),  g(a, b) = f(a) + f(b) - f(a + b),
-// so that when only one source state occurs (a constant source) or the target
-// never changes, the two terms are the same floating-point expression and
-// cancel exactly: TE is exactly 0 there, not a rounding residue.
-// Zero observations give 0; the estimate is a conditional mutual information
-// and so >= 0, and a negative rounding residue is returned as 0.
+// N*TE = sum f(c_bin) + sum f(c_ypast) - sum f(c_ypast,xpast) - sum f(c_ynext,ypast),
+// the plug-in sum p log2 p(yn|yp,xp)/p(yn|yp) multiplied out, is computed as
+//   N*TE = sum_{yp, xp} g(c[0,yp,xp], c[1,yp,xp])  -  sum_yp g(y0[yp], y1[yp]),
+//   g(a, b) = f(a) + f(b) - f(a + b),  y_b[yp] = sum_xp c[b,yp,xp].
+// The second sum depends on the target alone, so the all-pairs reduction
+// computes it once per target (target_sum_from_marginals). Both sums run in the
+// same (yp-major) order, so when one source state carries all of a ypast's
+// counts (a constant source) the first sum adds the same values as the second
+// plus exact zeros, and a target that never changes makes every g zero: TE is
+// then exactly 0, not a rounding residue.
+template <typename Clog>
+TE_HD double mix_term(int64_t a, int64_t b, Clog f) {
+  return (f(a) + f(b)) - f(a + b);
+}
+
+// The target-only sum, from the target's state counts ycount[(ynext << k) | ypast].
+template <typename Clog>
+TE_HD double target_sum_from_marginals(const int64_t* ycount, int k, Clog f) {
+  const int64_t syp = int64_t(1) << k;
+  double sum = 0.0;
+  for (int64_t yp = 0; yp < syp; ++yp) sum += mix_term(ycount[yp], ycount[syp | yp], f);
+  return sum;
+}
+
+// TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index),
+// given the pair's total n and its target-only sum. Zero observations give 0;
+// the estimate is a conditional mutual information and so >= 0, and a negative
+// rounding residue is returned as 0.
+template <typename Clog>
+TE_HD double te_from_joint_counts_given(const int64_t* c, int k, int l, Clog f, int64_t n,
+                                        double target_sum) {
+  if (n == 0) return 0.0;
+  const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0 below, 1 above
+  double pair_sum = 0.0;
+  for (int64_t b = 0; b < half; ++b) pair_sum += mix_term(c[b], c[half | b], f);
+  const double te = (pair_sum - target_sum) / static_cast<double>(n);
+  return te > 0.0 ? te : 0.0;
+}
+
+// TE in bits from one pair's joint counts alone: the total and the target-only
+// sum taken from the same counts (the same integers as the target's marginals,
+// summed in the same order), so it is bit-identical to the all-pairs reduction.
 template <typename Clog>
 TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
   const int64_t sx = int64_t(1) << l;
   const int64_t syp = int64_t(1) << k;
-  const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0 below, 1 above
+  const int64_t half = int64_t(1) << (k + l);
   int64_t n = 0;
-  double sum = 0.0;
+  double target_sum = 0.0;
   for (int64_t yp = 0; yp < syp; ++yp) {
     int64_t y0 = 0, y1 = 0;
-    double given_x = 0.0;
     for (int64_t xs = 0; xs < sx; ++xs) {
-      const int64_t a = c[(yp << l) | xs], b = c[half | (yp << l) | xs];
-      given_x += (f(a) + f(b)) - f(a + b);
-      y0 += a;
-      y1 += b;
+      y0 += c[(yp << l) | xs];
+      y1 += c[half | (yp << l) | xs];
     }
-    sum += given_x - ((f(y0) + f(y1)) - f(y0 + y1));
+    target_sum += mix_term(y0, y1, f);
     n += y0 + y1;
   }
-  if (n == 0) return 0.0;
-  const double te = sum / static_cast<double>(n);
-  return te > 0.0 ? te : 0.0;
+  return te_from_joint_counts_given(c, k, l, f, n, target_sum);
 }
 
 }  // namespace math

@@ -3,6 +3,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 #include "../te_plan.h"
 
 namespace te {
@@ -22,6 +24,13 @@ struct PackedSide {
 // side. Raises ValueError naming `name` on a NaN or non-binary value.
 PackedSide pack_side_cpu(const at::Tensor& x, const SeriesPlan& p, bool is_target,
                          int64_t row_pad, const char* op, const char* name);
+
+// Both sides at once, in one parallel region (fewer fork/joins, and the
+// threads share the blocks of both sides): {source, target}. Raises as
+// pack_side_cpu, naming "source" or "target" (source checked first).
+std::pair<PackedSide, PackedSide> pack_sides_cpu(const at::Tensor& source,
+                                                 const at::Tensor& target, const SeriesPlan& p,
+                                                 int64_t row_pad, const char* op);
 
 }  // namespace cpu
 }  // namespace te

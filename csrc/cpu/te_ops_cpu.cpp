@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "../te_math.h"
@@ -50,8 +51,7 @@ Packed pack_both(const at::Tensor& source, const at::Tensor& target, const Serie
                              output_bytes, &total))
     total = std::numeric_limits<int64_t>::max();
   check_fits(total, host_memory_bytes(), plan, op);
-  p.source = pack_side_cpu(source, p.plan, /*is_target=*/false, kRowTile, op, "source");
-  p.target = pack_side_cpu(target, p.plan, /*is_target=*/true, kRowTile, op, "target");
+  std::tie(p.source, p.target) = pack_sides_cpu(source, target, p.plan, kRowTile, op);
   return p;
 }
 
@@ -107,13 +107,9 @@ at::Tensor transfer_entropy_cpu(const at::Tensor& source, const at::Tensor& targ
   Packed p = pack_both(source, target, plan, output_bytes(plan.I, plan.J, 1, 8), op);
   at::Tensor out = at::empty({p.plan.I, p.plan.J}, source.options().dtype(at::kDouble));
   double* o = out.data_ptr<double>();
-  const int64_t J = p.plan.J;
   with_clog(p.plan.nobs, [&](auto f) {
-    with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
-      for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
-        o[i * J + j] = math::te_from_joint_counts(c, k_, l_, f);
-      });
-    });
+    with_history(p.plan.k, p.plan.l,
+                 [&](auto k_, auto l_) { te_all_pairs(p.source, p.target, p.plan, k_, l_, f, o); });
   });
   return out;
 }
