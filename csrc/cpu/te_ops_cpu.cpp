@@ -24,15 +24,20 @@ namespace {
 constexpr int64_t kMaxClogTable = int64_t(1) << 22;
 
 // Calls fn(f) with a table-backed f(c) = c log2 c covering 0..max_count, or
-// with the direct formula when such a table would be too large.
+// with the direct formula when such a table would be too large. The table is
+// kept between calls (per calling thread, grown on demand): training asks for
+// the TE of a window's counts every step, and rebuilding f(0..window) each time
+// made that step's cost grow with the window.
 template <typename Fn>
 void with_clog(int64_t max_count, Fn fn) {
   if (max_count >= kMaxClogTable) {
     fn(math::DirectClog{});
     return;
   }
-  std::vector<double> table(static_cast<size_t>(max_count + 1));
-  for (size_t c = 0; c < table.size(); ++c) table[c] = math::clog2c(static_cast<int64_t>(c));
+  thread_local std::vector<double> table;
+  for (int64_t c = static_cast<int64_t>(table.size()); c <= max_count; ++c) {
+    table.push_back(math::clog2c(c));
+  }
   fn(math::TableClog{table.data()});
 }
 
