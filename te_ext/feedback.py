@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ._checks import check_int
 from ._ops import te_from_counts, transfer_entropy_pairs
 from .window import StreamingJointCounts
 
@@ -20,14 +21,6 @@ _TRANSFORMS: Dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
 }
 _RULES = ("paper", "authors_code")
-
-
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return value
 
 
 def _check_threshold(name: str, value: Any) -> float:
@@ -117,10 +110,10 @@ class TEFeedback:
         if not 0.0 < float(pair_fraction) <= 1.0:
             raise ValueError(f"pair_fraction must be in (0, 1], got {pair_fraction}")
         for name, value in (("k", k), ("l", l), ("delay", delay), ("every", every)):
-            _check_int(name, value, 1)
-        _check_int("seed", seed, 0)
+            check_int(name, value, 1)
+        check_int("seed", seed, 0)
         n0 = max(k, l - 1 + delay)
-        _check_int("window", window, 1)
+        check_int("window", window, 1)
         if window <= n0:
             raise ValueError(f"window must be > max(k, l - 1 + delay) = {n0} (at least k + 1 "
                              f"samples), got {window}")

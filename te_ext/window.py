@@ -15,6 +15,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._checks import check_int
+
 
 __all__ = ["StreamingJointCounts"]
 
@@ -43,15 +45,10 @@ class StreamingJointCounts:
     def __init__(self, num_source: int, num_target: int, window: int, *, k: int = 1, l: int = 1,
                  delay: int = 1, device: Optional[torch.device | str] = None,
                  track_counts: bool = True) -> None:
-        for name, v, lo in (("num_source", num_source, 1), ("num_target", num_target, 1),
-                            ("k", k, 1), ("l", l, 1), ("delay", delay, 1)):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-            if v < lo:
-                raise ValueError(f"{name} must be >= {lo}, got {v}")
+        for name, v in (("num_source", num_source), ("num_target", num_target), ("k", k),
+                        ("l", l), ("delay", delay), ("window", window)):
+            check_int(name, v, 1)
         self.n0 = max(k, l - 1 + delay)
-        if not isinstance(window, int) or isinstance(window, bool):
-            raise TypeError(f"window must be an int, got {type(window).__name__}")
         if window <= self.n0:
             raise ValueError(f"window must be > max(k, l - 1 + delay) = {self.n0} so that it "
                              f"holds at least one observation, got {window}")
