@@ -6,7 +6,7 @@
 - ``window_step[I=144,J=10,batch=64]``: StreamingJointCounts.append of one batch, then
   te_from_counts, for windows 512..4096; the cost should not grow with the window.
 
-Both skip, with the reason, until te_ext.models / TEFeedback / StreamingJointCounts exist.
+Both skip, with the reason, until te_ext.experiments.models / TEFeedback / StreamingJointCounts exist.
 """
 
 from __future__ import annotations

@@ -130,9 +130,9 @@ def training_available() -> Optional[str]:
     """None when the models and TE feedback exist; otherwise why the training benchmarks skip."""
     try:
         import te_ext
-        from te_ext.models import PRESETS, build_model  # noqa: F401
+        from te_ext.experiments.models import PRESETS, build_model  # noqa: F401
     except Exception as exc:  # noqa: BLE001  (any import failure means: not landed yet)
-        return f"te_ext.models is not available yet ({type(exc).__name__}: {exc})"
+        return f"te_ext.experiments.models is not available yet ({type(exc).__name__}: {exc})"
     if not hasattr(te_ext, "TEFeedback"):
         return "te_ext.TEFeedback is not available yet"
     return None
@@ -158,7 +158,7 @@ class TrainingStep:
 
     def __init__(self, variant: str, seed: int = SEED):
         import te_ext
-        from te_ext.models import PRESETS, build_model
+        from te_ext.experiments.models import PRESETS, build_model
 
         torch.manual_seed(seed)
         preset = PRESETS["usps"]

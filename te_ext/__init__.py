@@ -14,22 +14,15 @@ import torch
 from . import _C  # noqa: F401  (registers torch.ops.te.*)
 from . import _fake  # noqa: F401  (shape functions for torch.compile / opcheck)
 from ._ops import joint_counts, te_from_counts, transfer_entropy, transfer_entropy_pairs
-from .data import load_dataset
 from .feedback import TEFeedback
-from .models import PRESETS, Preset, build_model, presets_markdown
 from .window import StreamingJointCounts
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRESETS",
-    "Preset",
     "StreamingJointCounts",
     "TEFeedback",
     "build_info",
-    "build_model",
-    "load_dataset",
-    "presets_markdown",
     "joint_counts",
     "te_from_counts",
     "transfer_entropy",
@@ -46,3 +39,20 @@ def build_info() -> Dict[str, Any]:
     ``cpu_kernels_available``.
     """
     return dict(_C.build_info())
+
+
+# The paper application moved to te_ext.experiments; its old top-level names stay for one
+# release as deprecated aliases, imported lazily so that `import te_ext` stays the op library.
+_MOVED_TO_EXPERIMENTS = ("PRESETS", "Preset", "build_model", "load_dataset", "presets_markdown")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_EXPERIMENTS:
+        import warnings
+
+        from . import experiments
+
+        warnings.warn(f"te_ext.{name} moved to te_ext.experiments.{name}; the old name will be "
+                      "removed in te_ext 0.3", DeprecationWarning, stacklevel=2)
+        return getattr(experiments, name)
+    raise AttributeError(f"module 'te_ext' has no attribute {name!r}")

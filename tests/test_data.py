@@ -1,4 +1,4 @@
-"""Datasets (te_ext.data): the digits split, the synthetic task, torchvision loading and errors."""
+"""Datasets (te_ext.experiments.data): the digits split, the synthetic task, torchvision loading and errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from te_ext.data import (DatasetUnavailable, digits, epoch_order, load_dataset, synthetic,
+from te_ext.experiments.data import (DatasetUnavailable, digits, epoch_order, load_dataset, synthetic,
                          TORCHVISION)
-from te_ext.models import build_model
+from te_ext.experiments.models import build_model
 
 
 def _rows(x: torch.Tensor) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The paper's CNNs (te_ext.models): published shapes and settings, one TE training step each."""
+"""The paper's CNNs (te_ext.experiments.models): published shapes and settings, one TE training step each."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 import torchvision
 from torch import nn
 
-from te_ext import TEFeedback, models
-from te_ext.models import PRESETS, build_model, presets_markdown
+from te_ext import TEFeedback
+from te_ext.experiments import models
+from te_ext.experiments.models import PRESETS, build_model, presets_markdown
 
 # (in, out) of the te_layer, and the whole fully connected chain, as published
 # (digits is ours; mnist reuses the FashionMNIST network).

@@ -12,8 +12,8 @@ import types
 import pytest
 import torch
 
-from te_ext import train
-from te_ext.checkpoint import load_checkpoint
+from te_ext.experiments import train
+from te_ext.experiments.checkpoint import load_checkpoint
 
 EPOCH_KEYS = {"epoch", "train_loss", "test_acc", "seconds", "te_seconds"}
 # Settings under which TE is nonzero from the first window on. With the presets' softmax
@@ -201,7 +201,7 @@ def test_resume_refuses_another_configuration(tmp_path, capsys):
 
 
 def test_module_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "te_ext.train", "--dataset", "synthetic",
+    proc = subprocess.run([sys.executable, "-m", "te_ext.experiments.train", "--dataset", "synthetic",
                            "--arms", "baseline", "--epochs", "1", "--quiet",
                            "--out", str(tmp_path / "m")], capture_output=True, text=True,
                           timeout=300)

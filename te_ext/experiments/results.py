@@ -1,0 +1,212 @@
+"""``te-train`` results: the summary statistics, the markdown table, the CSV and the plot.
+
+A run is ``{"arm", "seed", "epochs": [{"epoch", "train_loss", "test_acc", "seconds",
+"te_seconds"}, ...]}`` (plus ``"error"`` when it stopped early); ``epoch`` counts from 1
+and ``seconds`` is the wall time of that epoch's training steps (forward, backward, TE
+feedback, optimizer), without evaluation or checkpointing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .checkpoint import atomic_write
+
+__all__ = ["summarize", "summary_markdown", "write_csv", "plot_curves"]
+
+CSV_FIELDS = ("arm", "seed", "epoch", "train_loss", "test_acc", "seconds", "te_seconds",
+              "cumulative_seconds")
+
+
+def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
+    # Sample std (ddof=1) over seeds; one value has no spread to estimate, reported as 0.
+    if not values:
+        return {"mean": None, "std": None}
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0}
+
+
+def _to_target(run: dict, target: float):
+    """(epochs, cumulative seconds) at the first epoch whose test accuracy >= target."""
+    elapsed = 0.0
+    for rec in run["epochs"]:
+        elapsed += rec["seconds"]
+        if rec["test_acc"] >= target:
+            return rec["epoch"], elapsed
+    return None, None
+
+
+def _paired(a: Dict[int, float], b: Dict[int, float]) -> Dict[str, Optional[float]]:
+    """Mean of a - b over the seeds present in both, and a paired t-test's two-sided p."""
+    seeds = sorted(set(a) & set(b))
+    diff = np.asarray([a[s] - b[s] for s in seeds], dtype=np.float64)
+    out = {"n": len(seeds), "mean_diff": float(diff.mean()) if seeds else None, "p_value": None}
+    if len(seeds) >= 2 and np.ptp(diff) > 0:
+        from scipy import stats
+
+        out["p_value"] = float(stats.ttest_1samp(diff, 0.0).pvalue)
+    return out
+
+
+def summarize(runs: List[dict], arms: Sequence[str], target_acc: float) -> dict:
+    """Per arm: mean ± std over seeds of epochs-to-target and seconds-to-target (over the
+    seeds that reached it, with ``reached``/``runs`` counts), final test accuracy, seconds
+    per epoch and TE seconds per epoch; ``time_per_epoch_ratio`` is the arm's mean seconds
+    per epoch over the baseline's. Arms other than the baseline also get paired
+    comparisons with it over the seeds both ran (``vs_baseline``)."""
+    summary = {}
+    per_arm = {}
+    for arm in arms:
+        mine = [r for r in runs if r["arm"] == arm and r["epochs"]]
+        reached = {}
+        for r in mine:
+            ep, sec = _to_target(r, target_acc)
+            if ep is not None:
+                reached[r["seed"]] = (ep, sec)
+        final = {r["seed"]: r["epochs"][-1]["test_acc"] for r in mine}
+        spe = {r["seed"]: float(np.mean([e["seconds"] for e in r["epochs"]])) for r in mine}
+        tspe = [float(np.mean([e["te_seconds"] for e in r["epochs"]])) for r in mine]
+        per_arm[arm] = {"final": final, "epochs": {s: v[0] for s, v in reached.items()},
+                        "seconds": {s: v[1] for s, v in reached.items()}, "spe": spe}
+        n = len([r for r in runs if r["arm"] == arm])
+        summary[arm] = {
+            "runs": n,
+            "failed_runs": len([r for r in runs if r["arm"] == arm and r.get("error")]),
+            "target_acc": target_acc,
+            "epochs_to_target": dict(_mean_std([v[0] for v in reached.values()]),
+                                     reached=len(reached), of=n),
+            "seconds_to_target": dict(_mean_std([v[1] for v in reached.values()]),
+                                      reached=len(reached), of=n),
+            "final_test_acc": _mean_std(list(final.values())),
+            "seconds_per_epoch": _mean_std(list(spe.values())),
+            "te_seconds_per_epoch": _mean_std(tspe),
+            "time_per_epoch_ratio": None,
+        }
+    base = summary.get("baseline")
+    for arm in arms:
+        if base is None:
+            break
+        b, s = base["seconds_per_epoch"]["mean"], summary[arm]["seconds_per_epoch"]["mean"]
+        if b and s is not None:
+            summary[arm]["time_per_epoch_ratio"] = s / b
+        if arm != "baseline":
+            pa, pb = per_arm[arm], per_arm["baseline"]
+            summary[arm]["vs_baseline"] = {
+                "final_test_acc": _paired(pa["final"], pb["final"]),
+                "epochs_to_target": _paired(pa["epochs"], pb["epochs"]),
+                "seconds_to_target": _paired(pa["seconds"], pb["seconds"]),
+                "seconds_per_epoch": _paired(pa["spe"], pb["spe"]),
+            }
+    return summary
+
+
+def _fmt(stat: dict, digits: int, counts: bool = False) -> str:
+    if stat["mean"] is None:
+        text = "—"
+    else:
+        text = f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    if counts:
+        text += f" ({stat['reached']}/{stat['of']})"
+    return text
+
+
+def summary_markdown(summary: dict, target_acc: float) -> str:
+    """The summary as a markdown table, then one line per paired comparison."""
+    lines = [
+        f"| arm | epochs to {target_acc:g} (reached) | seconds to {target_acc:g} (reached) "
+        "| final test acc | s/epoch | TE s/epoch | time/epoch vs baseline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm, s in summary.items():
+        ratio = s["time_per_epoch_ratio"]
+        lines.append("| " + " | ".join([
+            arm, _fmt(s["epochs_to_target"], 1, True), _fmt(s["seconds_to_target"], 2, True),
+            _fmt(s["final_test_acc"], 4), _fmt(s["seconds_per_epoch"], 3),
+            _fmt(s["te_seconds_per_epoch"], 3),
+            "—" if ratio is None else f"{ratio:.3f}×"]) + " |")
+    for arm, s in summary.items():
+        vs = s.get("vs_baseline")
+        if not vs:
+            continue
+        parts = []
+        for key, label, d in (("final_test_acc", "final test acc", 4),
+                              ("epochs_to_target", "epochs to target", 2),
+                              ("seconds_to_target", "seconds to target", 3)):
+            c = vs[key]
+            if c["n"] == 0:
+                parts.append(f"{label}: no seed comparable")
+                continue
+            p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3g}"
+            parts.append(f"{label} {c['mean_diff']:+.{d}f} (p = {p})")
+        n = vs["final_test_acc"]["n"]
+        lines.append("")
+        lines.append(f"{arm} − baseline, paired over seeds (n = {n}; two-sided paired "
+                     f"t-test): " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def write_csv(path: str, runs: List[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in runs:
+        elapsed = 0.0
+        for e in r["epochs"]:
+            elapsed += e["seconds"]
+            w.writerow({"arm": r["arm"], "seed": r["seed"], "cumulative_seconds": elapsed,
+                        **{k: e[k] for k in CSV_FIELDS[2:7]}})
+    atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
+
+
+def plot_curves(path: str, runs: List[dict], arms: Sequence[str],
+                target_acc: Optional[float] = None, title: str = "") -> None:
+    """Test accuracy against epoch and against cumulative training time: the mean over
+    seeds with a ± std band, one colour per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for arm in arms:
+        mine = [r for r in runs if r["arm"] == arm and r["epochs"]]
+        if not mine:
+            continue
+        # Runs stopped early (NaN loss) are shorter: each epoch averages the runs that got there.
+        length = max(len(r["epochs"]) for r in mine)
+        acc = np.full((len(mine), length), np.nan)
+        clock = np.full_like(acc, np.nan)
+        for i, r in enumerate(mine):
+            a = [e["test_acc"] for e in r["epochs"]]
+            acc[i, :len(a)] = a
+            clock[i, :len(a)] = np.cumsum([e["seconds"] for e in r["epochs"]])
+        # Every column holds at least one run (length is the longest), so no all-NaN slice.
+        # Sample std (ddof=1) as in the summary; a single run has a band of width 0.
+        count = np.sum(~np.isnan(acc), 0)
+        mean, t = np.nanmean(acc, 0), np.nanmean(clock, 0)
+        std = np.sqrt(np.nansum((acc - mean) ** 2, 0) / np.maximum(count - 1, 1))
+        epochs = np.arange(1, length + 1)
+        label = f"{arm} (n={len(mine)})"
+        for ax, x in ((ax_e, epochs), (ax_t, t)):
+            (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label)
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    for ax, xlabel in ((ax_e, "epoch"), (ax_t, "training wall time (s)")):
+        if target_acc is not None:
+            ax.axhline(target_acc, color="grey", linestyle="--", linewidth=1,
+                       label=f"target {target_acc:g}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+

@@ -1,0 +1,369 @@
+"""``te-train``: the paper's method against plain backprop, seed by seed, on held-out data.
+
+For every seed ``0 .. N-1`` each arm (``baseline``: plain SGD; ``te``: SGD with
+``te_ext.TEFeedback`` on the model's ``te_layer``) starts from the same initial weights
+(``torch.manual_seed(seed)`` before building the model) and sees the same sample order
+(each epoch's permutation is derived from ``(seed, epoch)`` alone). After every epoch it
+measures accuracy on the test split, writes ``OUT/checkpoints/<arm>-seed<seed>.pt``
+atomically (model, optimizer, TEFeedback state, RNG states, epoch, metrics so far) and
+rewrites ``OUT/results.json`` and ``OUT/results.csv``. At the end it draws
+``OUT/curves.png`` and prints a markdown summary table.
+
+Exit status: 0; 2 for bad arguments or a dataset that is missing; 3 when a run stopped on
+a NaN/inf loss (its measured epochs are kept and the other runs go on); 130 on Ctrl-C (the
+last checkpoint stays valid: rerun with ``--resume``).
+
+Example (the README's main job)::
+
+    te-train --dataset digits --arms baseline,te --seeds 5 --out runs/digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..feedback import TEFeedback
+from .checkpoint import (load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                         write_json)
+from .data import DATASETS, DatasetUnavailable, epoch_order, load_dataset
+from .models import PRESETS, build_model
+from .results import plot_curves, summarize, summary_markdown, write_csv
+
+__all__ = ["main", "build_parser"]
+
+ARMS = ("baseline", "te")
+EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
+# What must match for --resume to continue a checkpoint (the rest may change, e.g. epochs).
+_RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "momentum", "weight_decay", "device")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="te-train",
+        description="Train a paper CNN with and without TE feedback (Moldovan, Caţaron & "
+                    "Andonie, Entropy 2021) over several seeds; accuracy is measured on "
+                    "the test split.")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--model", choices=sorted(PRESETS),
+                   help="network and hyper-parameter preset (default: the dataset's; "
+                        "digits for synthetic)")
+    p.add_argument("--arms", default="baseline,te",
+                   help="comma-separated runs to compare, from: baseline, te")
+    p.add_argument("--epochs", type=int, help="default: the preset's")
+    p.add_argument("--seeds", type=int, default=1, help="run seeds 0 .. N-1 (default 1)")
+    p.add_argument("--target-acc", type=float,
+                   help="test accuracy for epochs/seconds-to-target (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="default: the preset's")
+    p.add_argument("--lr", type=float, help="default: the preset's")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default: the preset's)")
+    p.add_argument("--weight-decay", type=float, help="SGD weight decay (default: the preset's)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: the preset's, else torch's default)")
+    p.add_argument("--out", help="output directory (default: runs/<dataset>)")
+    p.add_argument("--data-dir", default="data",
+                   help="where torchvision datasets live (default: ./data)")
+    p.add_argument("--download", action="store_true",
+                   help="download a missing torchvision dataset into --data-dir")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoints in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-run lines")
+    te = p.add_argument_group("TE feedback overrides (default: the preset's)")
+    te.add_argument("--window", type=int, help="samples in the TE window (the paper's u)")
+    te.add_argument("--source-threshold", type=float)
+    te.add_argument("--target-threshold", type=float, help="the paper's g")
+    te.add_argument("--target-transform", choices=("none", "softmax", "sigmoid"))
+    te.add_argument("--rule", choices=("paper", "authors_code"))
+    te.add_argument("--every", type=int, help="refresh TE every N optimizer steps")
+    te.add_argument("--pair-fraction", type=float)
+    return p
+
+
+def _config(args, parser) -> dict:
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ARMS]
+    if not arms or bad or len(set(arms)) != len(arms):
+        parser.error(f"--arms: expected distinct names from {list(ARMS)}, got {args.arms!r}")
+    model = args.model or ("digits" if args.dataset == "synthetic" else args.dataset)
+    preset = PRESETS[model]
+    for flag, value, ok in (("--epochs", args.epochs, lambda v: v >= 1),
+                            ("--seeds", args.seeds, lambda v: v >= 1),
+                            ("--batch-size", args.batch_size, lambda v: v >= 1),
+                            ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0),
+                            ("--momentum", args.momentum, lambda v: 0 <= v < 1),
+                            ("--weight-decay", args.weight_decay,
+                             lambda v: math.isfinite(v) and v >= 0),
+                            ("--target-acc", args.target_acc, lambda v: 0 < v <= 1),
+                            ("--threads", args.threads, lambda v: v >= 1),
+                            ("--window", args.window, lambda v: v >= 2),
+                            ("--every", args.every, lambda v: v >= 1),
+                            ("--pair-fraction", args.pair_fraction, lambda v: 0 < v <= 1)):
+        if value is not None and not ok(value):
+            parser.error(f"{flag}: invalid value {value!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is false on this machine")
+    te = preset.te_kwargs()
+    for key in ("window", "source_threshold", "target_threshold", "rule", "every",
+                "pair_fraction"):
+        if getattr(args, key) is not None:
+            te[key] = getattr(args, key)
+    if args.target_transform is not None:
+        te["target_transform"] = None if args.target_transform == "none" else args.target_transform
+    return {
+        "dataset": args.dataset,
+        "model": model,
+        "arms": arms,
+        "epochs": args.epochs or preset.epochs,
+        "seeds": list(range(args.seeds)),
+        "target_acc": args.target_acc if args.target_acc is not None else preset.target_acc,
+        "batch_size": args.batch_size or preset.batch_size,
+        "lr": args.lr if args.lr is not None else preset.lr,
+        "momentum": args.momentum if args.momentum is not None else preset.momentum,
+        "weight_decay": (args.weight_decay if args.weight_decay is not None
+                         else preset.weight_decay),
+        "optimizer": "torch.optim.SGD",
+        "device": args.device,
+        "te": te,
+        "preset": preset.to_dict(),
+        "data_dir": args.data_dir,
+        "seconds": "wall time of each epoch's training steps (forward, backward, TE "
+                   "feedback, optimizer); evaluation and checkpointing excluded",
+        "torch": torch.__version__,
+        "threads": args.threads or preset.threads or torch.get_num_threads(),
+    }
+
+
+def _diverged(model, xb) -> bool:
+    """Whether the weights or the plain forward pass (no TE recording under no_grad) of
+    ``xb`` hold a NaN or inf."""
+    with torch.no_grad():
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            return True
+        return not bool(torch.isfinite(model(xb)).all())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _Runner:
+    """Trains the runs of one invocation and keeps ``runs`` (the results so far) current."""
+
+    def __init__(self, config: dict, data, out: str, resume: bool, quiet: bool):
+        self.cfg, self.data, self.out = config, data, out
+        self.resume, self.quiet = resume, quiet
+        self.device = torch.device(config["device"])
+        self.runs: List[dict] = []
+        self.ckpt_dir = os.path.join(out, "checkpoints")
+
+    def ckpt_path(self, arm: str, seed: int) -> str:
+        return os.path.join(self.ckpt_dir, f"{arm}-seed{seed}.pt")
+
+    def write_results(self, plot: bool = False) -> dict:
+        cfg = self.cfg
+        summary = summarize(self.runs, cfg["arms"], cfg["target_acc"])
+        write_json(os.path.join(self.out, "results.json"),
+                   {"config": cfg, "runs": self.runs, "summary": summary})
+        write_csv(os.path.join(self.out, "results.csv"), self.runs)
+        if plot:
+            plot_curves(os.path.join(self.out, "curves.png"), self.runs, cfg["arms"],
+                        cfg["target_acc"], title=f"{cfg['dataset']} ({cfg['model']} network), "
+                        f"{len(cfg['seeds'])} seed(s)")
+        return summary
+
+    def _signature(self, arm: str) -> dict:
+        sig = {k: self.cfg[k] for k in _RESUME_KEYS}
+        if arm == "te":
+            sig["te"] = self.cfg["te"]
+        return sig
+
+    def run(self, arm: str, seed: int) -> None:
+        cfg, device = self.cfg, self.device
+        record = {"arm": arm, "seed": seed, "epochs": []}
+        self.runs.append(record)
+        torch.manual_seed(seed)  # identical initial weights for every arm of this seed
+        model = build_model(cfg["model"]).to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                              weight_decay=cfg["weight_decay"])
+        fb = None
+        if arm == "te":
+            fb = TEFeedback(model.te_layer, **cfg["te"], seed=seed)
+        try:
+            start = 0
+            path = self.ckpt_path(arm, seed)
+            if self.resume and os.path.exists(path):
+                state = load_checkpoint(path)
+                if state["signature"] != self._signature(arm):
+                    raise ValueError(
+                        f"--resume: {path} was made with {state['signature']}, but this run "
+                        f"asks for {self._signature(arm)}; use another --out or drop --resume")
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                if fb is not None:
+                    fb.load_state_dict(state["te_feedback"])
+                set_rng_state(state["rng"])
+                record["epochs"] = state["epochs"][:cfg["epochs"]]
+                start = state["epoch"]
+            for epoch in range(start, cfg["epochs"]):
+                loss, seconds, te_seconds = self._train_epoch(model, opt, fb, arm, seed, epoch)
+                acc = self._evaluate(model)
+                record["epochs"].append({"epoch": epoch + 1, "train_loss": loss,
+                                         "test_acc": acc, "seconds": seconds,
+                                         "te_seconds": te_seconds})
+                save_checkpoint(path, {
+                    "signature": self._signature(arm), "arm": arm, "seed": seed,
+                    "epoch": epoch + 1, "epochs": record["epochs"],
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "te_feedback": None if fb is None else fb.state_dict(),
+                    "rng": rng_state()})
+                self.write_results()
+        except NonFiniteLoss as exc:
+            record["error"] = str(exc)
+            raise
+        finally:
+            if fb is not None:
+                fb.remove()
+        if not self.quiet:
+            self._report(record)
+
+    def _train_epoch(self, model, opt, fb, arm, seed, epoch):
+        from tqdm import tqdm
+
+        train, device, bs = self.data.train, self.device, self.cfg["batch_size"]
+        order = epoch_order(seed, epoch, len(train))
+        starts = list(range(0, len(order), bs))
+        if len(order) - starts[-1] < 2 and len(starts) > 1:
+            starts.pop()  # a batch of one breaks BatchNorm's training statistics
+        model.train()
+        total, seen = 0.0, 0
+        te0 = fb.seconds if fb is not None else 0.0
+        bar = tqdm(total=len(starts), desc=f"{arm} seed {seed} epoch {epoch + 1}/"
+                   f"{self.cfg['epochs']}", leave=False, disable=self.quiet, file=sys.stderr,
+                   dynamic_ncols=True)
+        try:
+            _sync(device)
+            t0 = time.perf_counter()
+            for step, s in enumerate(starts):
+                xb, yb = train.batch(order[s:s + bs], device)
+                where = f"{arm} seed {seed}: {{}} at epoch {epoch + 1}, step {step + 1}; " \
+                        f"run stopped (lower --lr?)"
+                try:
+                    logits = model(xb)
+                except (ValueError, RuntimeError) as exc:
+                    # TEFeedback refuses NaN activations before the loss could show them.
+                    if fb is not None and _diverged(model, xb):
+                        raise NonFiniteLoss(where.format(
+                            f"the forward pass is no longer finite ({exc})")) from exc
+                    raise
+                loss = F.cross_entropy(logits, yb)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(where.format(f"loss is {value}"))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += value * len(yb)
+                seen += len(yb)
+                bar.update(1)
+            _sync(device)
+            seconds = time.perf_counter() - t0
+        finally:
+            bar.close()
+        te_seconds = (fb.seconds - te0) if fb is not None else 0.0
+        return total / seen, seconds, te_seconds
+
+    @torch.no_grad()
+    def _evaluate(self, model) -> float:
+        test = self.data.test
+        model.eval()
+        correct = 0
+        for s in range(0, len(test), 1000):
+            xb, yb = test.batch(torch.arange(s, min(s + 1000, len(test))), self.device)
+            correct += int((model(xb).argmax(1) == yb).sum())
+        return correct / len(test)
+
+    def _report(self, record: dict) -> None:
+        from tqdm import tqdm
+
+        eps = record["epochs"]
+        target = self.cfg["target_acc"]
+        hit = next((e for e in eps if e["test_acc"] >= target), None)
+        reached = ("not reached" if hit is None else
+                   f"reached at epoch {hit['epoch']} "
+                   f"({sum(e['seconds'] for e in eps[:hit['epoch']]):.2f} s)")
+        spe = sum(e["seconds"] for e in eps) / max(len(eps), 1)
+        tqdm.write(f"{record['arm']:>8} seed {record['seed']}: {len(eps)} epochs, final test "
+                   f"acc {eps[-1]['test_acc']:.4f}, target {target:g} {reached}, "
+                   f"{spe:.3f} s/epoch")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg = _config(args, parser)
+    out = args.out or os.path.join("runs", cfg["dataset"])
+    try:
+        data = load_dataset(cfg["dataset"], cfg["data_dir"], args.download)
+    except DatasetUnavailable as exc:
+        print(f"te-train: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    preset = PRESETS[cfg["model"]]
+    if data.input_shape != preset.input_shape or data.num_classes != preset.num_classes:
+        parser.error(f"--model {cfg['model']} takes {preset.input_shape} inputs and "
+                     f"{preset.num_classes} classes, but --dataset {cfg['dataset']} has "
+                     f"{data.input_shape} and {data.num_classes}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg["threads"])
+    try:
+        return _run_all(cfg, data, out, args)
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in-process (tests)
+
+
+def _run_all(cfg: dict, data, out: str, args) -> int:
+    runner = _Runner(cfg, data, out, args.resume, args.quiet)
+    failed = []
+    try:
+        for seed in cfg["seeds"]:
+            for arm in cfg["arms"]:  # interleaved, so background load hits both arms alike
+                try:
+                    runner.run(arm, seed)
+                except NonFiniteLoss as exc:
+                    failed.append(str(exc))
+                    print(f"te-train: {exc}; kept its {len(runner.runs[-1]['epochs'])} "
+                          f"measured epoch(s)", file=sys.stderr)
+                runner.write_results()
+    except KeyboardInterrupt:
+        runner.write_results(plot=True)
+        print(f"\nte-train: interrupted; results so far are in {out}/results.json and the "
+              f"last complete epoch of each run is checkpointed in {runner.ckpt_dir}/. "
+              f"Rerun the same command with --resume to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as exc:  # --resume against another configuration, bad TE settings
+        print(f"te-train: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = runner.write_results(plot=True)
+    print(summary_markdown(summary, cfg["target_acc"]))
+    print(f"\nwrote {out}/results.json, {out}/results.csv, {out}/curves.png")
+    if failed:
+        print(f"te-train: {len(failed)} run(s) stopped on a non-finite loss:\n  "
+              + "\n  ".join(failed), file=sys.stderr)
+        return EXIT_NONFINITE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
