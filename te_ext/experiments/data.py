@@ -4,10 +4,17 @@
   fixed stratified 80/20 train/test split, pixels scaled to [0, 1], shape ``[N, 1, 8, 8]``.
 * ``synthetic``: a generated 10-class task of 8×8 images (noisy class templates) for tests;
   it fits the ``digits`` network.
-* ``cifar10``, ``fashionmnist``, ``mnist``, ``svhn``, ``stl10``, ``usps``: through
-  ``torchvision.datasets`` from ``data_dir``, fetched only with ``download=True``. Their
-  official test splits are the test data. Pixels are kept as uint8 and turned into floats
-  per batch: ``x / 255`` standardised per channel with the training split's mean and std.
+* ``fashionmnist``: read offline from the four original idx files (gzipped or not), parsed
+  here with numpy, from the first place that holds all four of: ``data_dir/FashionMNIST/raw/``
+  (torchvision's layout), ``data_dir`` itself, and :data:`DEBIAN_FASHIONMNIST` (Debian's
+  package ``dataset-fashion-mnist``). Only when none has them does ``download=True`` go
+  through torchvision. ``scripts/get-data.sh fashionmnist`` installs the Debian package.
+* ``cifar10``, ``mnist``, ``svhn``, ``stl10``, ``usps``: through ``torchvision.datasets``
+  from ``data_dir``, fetched only with ``download=True``.
+
+The image datasets' official test splits are the test data. Pixels are kept as uint8 and
+turned into floats per batch: ``x / 255`` standardised per channel with the training
+split's mean and std.
 
 The authors' code measured accuracy on training data; here every accuracy is measured on
 the test split, which the training loop never sees.
@@ -15,16 +22,26 @@ the test split, which the training loop never sees.
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = ["Split", "Dataset", "DATASETS", "DatasetUnavailable", "load_dataset", "digits",
-           "synthetic", "epoch_order"]
+           "synthetic", "epoch_order", "read_idx", "fashionmnist", "limit_train",
+           "stratified_subset", "DEBIAN_FASHIONMNIST"]
+
+# Where Debian's package dataset-fashion-mnist puts the four idx files (gzipped).
+DEBIAN_FASHIONMNIST = "/usr/share/datasets/fashion-mnist"
+# The original file names (without .gz): (images, labels) of each split.
+FASHIONMNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                      "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# The seed of --limit-train's subset: fixed, so every run seed trains on the same samples.
+LIMIT_TRAIN_SEED = 0
 
 TORCHVISION = ("cifar10", "fashionmnist", "mnist", "svhn", "stl10", "usps")
 DATASETS = ("digits", "synthetic") + TORCHVISION
@@ -182,20 +199,161 @@ def _torchvision(name: str, data_dir: str, download: bool) -> Dataset:
             f"{how} into that directory as {_LAYOUT[name]}. ({type(exc).__name__}: {exc})"
         ) from exc
     (xtr, ytr), (xte, yte) = splits
+    return _normalised(name, xtr, ytr, xte, yte)
+
+
+# idx type codes (the third byte of the magic number) -> numpy big-endian dtypes.
+_IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """The array in the idx file ``path`` (LeCun's MNIST format; gzipped if it ends in
+    ``.gz``), checked: magic number, dimensions and exact size. Raises ``ValueError``
+    naming the file when it is not a valid idx file."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"idx file {path!r} cannot be read: {type(exc).__name__}: {exc}") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] < 1:
+        raise ValueError(f"idx file {path!r} is not an idx file: its magic number is "
+                         f"{raw[:4].hex() or 'missing'}, expected 0000 then a type code "
+                         f"({', '.join(f'{c:02x}' for c in _IDX_DTYPES)}) and a rank >= 1")
+    ndim, dtype = raw[3], _IDX_DTYPES[raw[2]]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"idx file {path!r} is truncated: {len(raw)} bytes, its header "
+                         f"alone needs {header}")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"idx file {path!r} holds {len(raw)} bytes, but its header "
+                         f"(shape {shape}, {dtype}) says {expected}: truncated or corrupt")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _fashionmnist_dirs(data_dir: str) -> List[str]:
+    return [os.path.join(data_dir, "FashionMNIST", "raw"), data_dir, DEBIAN_FASHIONMNIST]
+
+
+def _find_files(directory: str, names) -> Optional[List[str]]:
+    """The path of each of ``names`` in ``directory`` (un-gzipped preferred, else
+    ``.gz``), or None when any is missing."""
+    found = []
+    for name in names:
+        for candidate in (name, name + ".gz"):
+            path = os.path.join(directory, candidate)
+            if os.path.isfile(path):
+                found.append(path)
+                break
+        else:
+            return None
+    return found
+
+
+def _fashionmnist_missing(data_dir: str) -> str:
+    names = [n for pair in FASHIONMNIST_FILES.values() for n in pair]
+    where = ", ".join(repr(d) for d in _fashionmnist_dirs(os.path.abspath(data_dir)))
+    return (f"dataset 'fashionmnist' was not found: none of {where} holds all four of "
+            f"{', '.join(n + '[.gz]' for n in names)}. To get it offline: install Debian's "
+            f"package (as root: apt-get install dataset-fashion-mnist, or "
+            f"scripts/get-data.sh fashionmnist), which puts them in {DEBIAN_FASHIONMNIST}/; "
+            f"or copy the four .gz files into --data-dir (directly or under "
+            f"FashionMNIST/raw/); or, with network access, rerun with --download.")
+
+
+def _split_from_idx(images: str, labels: str) -> Tuple[Tensor, Tensor]:
+    x, y = read_idx(images), read_idx(labels)
+    if x.ndim != 3 or x.dtype != np.uint8:
+        raise ValueError(f"idx file {images!r}: expected uint8 images [N, H, W], got "
+                         f"{x.dtype} of shape {x.shape}")
+    if y.ndim != 1 or y.dtype != np.uint8:
+        raise ValueError(f"idx file {labels!r}: expected uint8 labels [N], got {y.dtype} "
+                         f"of shape {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"idx files {images!r} and {labels!r} disagree: {len(x)} images "
+                         f"but {len(y)} labels")
+    if len(y) and int(y.max()) > 9:
+        raise ValueError(f"idx file {labels!r}: labels must be 0..9, found {int(y.max())}")
+    return (torch.from_numpy(np.ascontiguousarray(x[:, None])),
+            torch.from_numpy(y.astype(np.int64)))
+
+
+def _normalised(name: str, xtr: Tensor, ytr: Tensor, xte: Tensor, yte: Tensor,
+                num_classes: Optional[int] = None) -> Dataset:
     # Per-channel statistics of the training split only, so no test information leaks in.
     mean, std = _channel_stats(xtr)
     scale = (1.0 / (255.0 * std)).to(torch.float32).view(1, -1, 1, 1)
     shift = (-mean / std).to(torch.float32).view(1, -1, 1, 1)
-    num_classes = int(max(int(ytr.max()), int(yte.max())) + 1)
+    if num_classes is None:
+        num_classes = int(max(int(ytr.max()), int(yte.max())) + 1)
     return Dataset(name, Split(xtr, ytr, scale, shift), Split(xte, yte, scale, shift),
                    num_classes)
+
+
+def fashionmnist(data_dir: str = "data", download: bool = False) -> Dataset:
+    """FashionMNIST from its idx files, searched offline (see the module docstring); with
+    ``download=True`` and no local copy, torchvision fetches it into ``data_dir``."""
+    for directory in _fashionmnist_dirs(data_dir):
+        train = _find_files(directory, FASHIONMNIST_FILES["train"])
+        test = _find_files(directory, FASHIONMNIST_FILES["test"])
+        if train and test:
+            try:
+                xtr, ytr = _split_from_idx(*train)
+                xte, yte = _split_from_idx(*test)
+            except ValueError as exc:
+                raise DatasetUnavailable(f"dataset 'fashionmnist' in {directory!r} is "
+                                         f"damaged: {exc}. Replace the file (see "
+                                         f"scripts/get-data.sh fashionmnist).") from exc
+            return _normalised("fashionmnist", xtr, ytr, xte, yte, num_classes=10)
+    if download:
+        return _torchvision("fashionmnist", data_dir, download)
+    raise DatasetUnavailable(_fashionmnist_missing(data_dir))
+
+
+def stratified_subset(y: Tensor, n: int, seed: int = LIMIT_TRAIN_SEED) -> Tensor:
+    """Sorted indices of ``n`` samples of labels ``y`` with every class's share as in
+    ``y`` (largest remainder rounding), drawn with ``seed`` alone."""
+    total = int(y.shape[0])
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= total:
+        raise ValueError(f"limit_train: n must be an int in [1, {total}] (the training "
+                         f"split's size), got {n!r}")
+    classes, counts = torch.unique(y, return_counts=True)
+    quota = counts.to(torch.float64) * n / total
+    take = quota.floor().to(torch.int64)
+    # Hand the samples lost to rounding down to the largest remainders (ties: lower class).
+    rest = n - int(take.sum())
+    if rest:
+        order = sorted(range(len(classes)), key=lambda i: (-float(quota[i] - take[i]), i))
+        for i in order[:rest]:
+            take[i] += 1
+    gen = torch.Generator().manual_seed(int(seed))
+    chosen = []
+    for c, k in zip(classes.tolist(), take.tolist()):
+        members = torch.nonzero(y == c).flatten()
+        chosen.append(members[torch.randperm(len(members), generator=gen)[:k]])
+    return torch.cat(chosen).sort().values
+
+
+def limit_train(data: Dataset, n: Optional[int], seed: int = LIMIT_TRAIN_SEED) -> Dataset:
+    """``data`` with its training split cut to a fixed stratified subset of ``n`` samples
+    (``None``, or ``n`` >= the split's size: ``data`` unchanged). The subset depends on
+    ``seed`` only, never on a run's seed; the test split and normalisation stay as they are."""
+    if n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= len(data.train)):
+        return data
+    idx = stratified_subset(data.train.y, n, seed)
+    tr = data.train
+    return Dataset(data.name, Split(tr.x[idx], tr.y[idx], tr.scale, tr.shift), data.test,
+                   data.num_classes)
 
 
 def load_dataset(name: str, data_dir: str = "data", download: bool = False) -> Dataset:
     """The dataset ``name`` (one of :data:`DATASETS`) with its train and test splits.
 
     Raises :class:`DatasetUnavailable` (a ``RuntimeError``) with instructions when a
-    torchvision dataset is missing and cannot be downloaded.
+    file-based dataset is missing (or damaged) and cannot be downloaded.
     """
     if not isinstance(name, str):
         raise TypeError(f"load_dataset: name must be a str, got {type(name).__name__}")
@@ -203,6 +361,8 @@ def load_dataset(name: str, data_dir: str = "data", download: bool = False) -> D
         return digits()
     if name == "synthetic":
         return synthetic()
+    if name == "fashionmnist":
+        return fashionmnist(data_dir, download)
     if name in TORCHVISION:
         return _torchvision(name, data_dir, download)
     raise ValueError(f"load_dataset: unknown dataset {name!r}; choose from {list(DATASETS)}")

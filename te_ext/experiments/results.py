@@ -3,7 +3,10 @@
 A run is ``{"arm", "seed", "epochs": [{"epoch", "train_loss", "test_acc", "seconds",
 "te_seconds"}, ...]}`` (plus ``"error"`` when it stopped early); ``epoch`` counts from 1
 and ``seconds`` is the wall time of that epoch's training steps (forward, backward, TE
-feedback, optimizer), without evaluation or checkpointing.
+feedback, optimizer), without evaluation or checkpointing. Epochs of TE arms also carry
+the diagnostics of :mod:`te_ext.experiments.diagnostics` (``te_median``, ``te_p99``, ...).
+Arm names are kept as given (``te:authors_code``); every arm other than ``baseline`` is
+compared with ``baseline``, paired over the seeds both ran.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import numpy as np
 
 from .checkpoint import atomic_write
 
-__all__ = ["summarize", "summary_markdown", "write_csv", "plot_curves"]
+__all__ = ["summarize", "summary_markdown", "write_csv", "plot_curves", "plot_te_diagnostics"]
 
 CSV_FIELDS = ("arm", "seed", "epoch", "train_loss", "test_acc", "seconds", "te_seconds",
-              "cumulative_seconds")
+              "cumulative_seconds", "te_median", "te_p99", "te_mean", "grad_scale_mean",
+              "te_frac_p05")
 
 
 def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -41,14 +45,19 @@ def _to_target(run: dict, target: float):
 
 
 def _paired(a: Dict[int, float], b: Dict[int, float]) -> Dict[str, Optional[float]]:
-    """Mean of a - b over the seeds present in both, and a paired t-test's two-sided p."""
+    """Mean of a - b over the seeds present in both, its 95% confidence interval (Student
+    t, n - 1 degrees of freedom) and a paired t-test's two-sided p."""
     seeds = sorted(set(a) & set(b))
     diff = np.asarray([a[s] - b[s] for s in seeds], dtype=np.float64)
-    out = {"n": len(seeds), "mean_diff": float(diff.mean()) if seeds else None, "p_value": None}
-    if len(seeds) >= 2 and np.ptp(diff) > 0:
+    out = {"n": len(seeds), "mean_diff": float(diff.mean()) if seeds else None, "p_value": None,
+           "ci95": None}
+    if len(seeds) >= 2:
         from scipy import stats
 
-        out["p_value"] = float(stats.ttest_1samp(diff, 0.0).pvalue)
+        half = float(stats.t.ppf(0.975, len(seeds) - 1) * diff.std(ddof=1) / np.sqrt(len(seeds)))
+        out["ci95"] = [out["mean_diff"] - half, out["mean_diff"] + half]
+        if np.ptp(diff) > 0:
+            out["p_value"] = float(stats.ttest_1samp(diff, 0.0).pvalue)
     return out
 
 
@@ -141,7 +150,9 @@ def summary_markdown(summary: dict, target_acc: float) -> str:
                 parts.append(f"{label}: no seed comparable")
                 continue
             p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3g}"
-            parts.append(f"{label} {c['mean_diff']:+.{d}f} (p = {p})")
+            ci = ("" if c.get("ci95") is None else
+                  f"95% CI [{c['ci95'][0]:+.{d}f}, {c['ci95'][1]:+.{d}f}], ")
+            parts.append(f"{label} {c['mean_diff']:+.{d}f} ({ci}p = {p})")
         n = vs["final_test_acc"]["n"]
         lines.append("")
         lines.append(f"{arm} − baseline, paired over seeds (n = {n}; two-sided paired "
@@ -158,7 +169,8 @@ def write_csv(path: str, runs: List[dict]) -> None:
         for e in r["epochs"]:
             elapsed += e["seconds"]
             w.writerow({"arm": r["arm"], "seed": r["seed"], "cumulative_seconds": elapsed,
-                        **{k: e[k] for k in CSV_FIELDS[2:7]}})
+                        **{k: e[k] for k in CSV_FIELDS[2:7]},
+                        **{k: e[k] for k in CSV_FIELDS[8:] if e.get(k) is not None}})
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
 
 
@@ -210,3 +222,81 @@ def plot_curves(path: str, runs: List[dict], arms: Sequence[str],
     plt.close(fig)
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
+
+
+def _per_epoch(runs: List[dict], key: str) -> Optional[np.ndarray]:
+    """``[runs, epochs]`` of ``key`` (NaN where a run lacks it), or None when no epoch has it."""
+    length = max((len(r["epochs"]) for r in runs), default=0)
+    a = np.full((len(runs), length), np.nan)
+    for i, r in enumerate(runs):
+        for j, e in enumerate(r["epochs"]):
+            if e.get(key) is not None:
+                a[i, j] = e[key]
+    return None if np.all(np.isnan(a)) else a
+
+
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    count = np.sum(~np.isnan(a), 0)
+    return np.where(count > 0, np.nansum(a, 0) / np.maximum(count, 1), np.nan)
+
+
+def plot_te_diagnostics(path: str, runs: List[dict], arms: Sequence[str],
+                        title: str = "") -> None:
+    """For each TE arm (one row): T's median and 99th percentile per epoch, the mean
+    gradient scale 1 + T per epoch (``paper`` rule; the mean T otherwise), and, when the
+    runs recorded it, the fraction of pairs with p < 0.05. Mean over seeds, with every
+    seed's line faint behind it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(arm, [r for r in runs if r["arm"] == arm and r["epochs"]]) for arm in arms]
+    rows = [(arm, mine) for arm, mine in rows if mine]
+    has_p = any(_per_epoch(mine, "te_frac_p05") is not None for _, mine in rows)
+    cols = 3 if has_p else 2
+    fig, axes = plt.subplots(max(len(rows), 1), cols, figsize=(5 * cols, 3.6 * max(len(rows), 1)),
+                             squeeze=False)
+    for (arm, mine), ax in zip(rows, axes):
+        panels = [(ax[0], (("te_median", "median T"), ("te_p99", "99th percentile of T")),
+                   "T (bits)", True)]
+        if _per_epoch(mine, "grad_scale_mean") is not None:
+            panels.append((ax[1], (("grad_scale_mean", "mean of 1 + T"),),
+                           "mean gradient scale", False))
+        else:
+            panels.append((ax[1], (("te_mean", "mean T (no gradient scaling in this rule)"),),
+                           "mean T (bits)", False))
+        if has_p:
+            panels.append((ax[2], (("te_frac_p05", "pairs with p < 0.05"),),
+                           "fraction of pairs", False))
+        for a, series, ylabel, log in panels:
+            drawn = False
+            for key, label in series:
+                v = _per_epoch(mine, key)
+                if v is None:
+                    continue
+                x = np.arange(1, v.shape[1] + 1)
+                (line,) = a.plot(x, _nanmean(v), marker="o", markersize=3,
+                                 label=f"{label} (mean of {len(mine)} seed(s))")
+                for row in v:
+                    a.plot(x, row, color=line.get_color(), alpha=0.25, linewidth=0.8)
+                drawn = True
+            if not drawn:
+                a.text(0.5, 0.5, "no T recorded", ha="center", va="center",
+                       transform=a.transAxes)
+            elif log and np.nanmin([np.nanmin(_per_epoch(mine, k)) for k, _ in series
+                                    if _per_epoch(mine, k) is not None]) > 0:
+                a.set_yscale("log")
+            a.set_title(arm, fontsize=10)
+            a.set_xlabel("epoch")
+            a.set_ylabel(ylabel)
+            a.grid(alpha=0.3)
+            if drawn:
+                a.legend(fontsize=8)
+    if title:
+        fig.suptitle(f"TE feedback diagnostics: {title}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))

@@ -1,13 +1,16 @@
 """``te-train``: the paper's method against plain backprop, seed by seed, on held-out data.
 
 For every seed ``0 .. N-1`` each arm (``baseline``: plain SGD; ``te``: SGD with
-``te_ext.TEFeedback`` on the model's ``te_layer``) starts from the same initial weights
+``te_ext.TEFeedback`` on the model's ``te_layer``; ``te:RULE[:ESTIMATOR]``: the same with
+another rule or estimator, see :mod:`te_ext.experiments.arms`) starts from the same initial weights
 (``torch.manual_seed(seed)`` before building the model) and sees the same sample order
 (each epoch's permutation is derived from ``(seed, epoch)`` alone). After every epoch it
-measures accuracy on the test split, writes ``OUT/checkpoints/<arm>-seed<seed>.pt``
+measures accuracy on the test split (and, for TE arms, the distribution of T: see
+:mod:`te_ext.experiments.diagnostics`), writes ``OUT/checkpoints/<arm>-seed<seed>.pt``
+(``:`` in the arm written ``+``)
 atomically (model, optimizer, TEFeedback state, RNG states, epoch, metrics so far) and
 rewrites ``OUT/results.json`` and ``OUT/results.csv``. At the end it draws
-``OUT/curves.png`` and prints a markdown summary table.
+``OUT/curves.png`` (and ``OUT/te_diagnostics.png`` when a TE arm ran) and prints a markdown summary table.
 
 Exit status: 0; 2 for bad arguments or a dataset that is missing; 3 when a run stopped on
 a NaN/inf loss (its measured epochs are kept and the other runs go on); 130 on Ctrl-C (the
@@ -33,13 +36,14 @@ import torch.nn.functional as F
 from ..feedback import TEFeedback
 from .checkpoint import (load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                          write_json)
-from .data import DATASETS, DatasetUnavailable, epoch_order, load_dataset
+from .arms import ArmError, file_stem, parse_arms, te_settings
+from .data import DATASETS, DatasetUnavailable, epoch_order, limit_train, load_dataset
+from .diagnostics import TEDiagnostics
 from .models import PRESETS, build_model
-from .results import plot_curves, summarize, summary_markdown, write_csv
+from .results import plot_curves, plot_te_diagnostics, summarize, summary_markdown, write_csv
 
 __all__ = ["main", "build_parser"]
 
-ARMS = ("baseline", "te")
 EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
 # What must match for --resume to continue a checkpoint (the rest may change, e.g. epochs).
 _RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "momentum", "weight_decay", "device")
@@ -60,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network and hyper-parameter preset (default: the dataset's; "
                         "digits for synthetic)")
     p.add_argument("--arms", default="baseline,te",
-                   help="comma-separated runs to compare, from: baseline, te")
+                   help="comma-separated runs to compare, each NAME[:RULE[:ESTIMATOR]]: "
+                        "baseline; te (the preset's rule); te:paper, te:authors_code; "
+                        "te:RULE:ESTIMATOR with ESTIMATOR plugin, analytic or effective "
+                        "(the last two need TEFeedback estimator support)")
     p.add_argument("--epochs", type=int, help="default: the preset's")
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0 .. N-1 (default 1)")
     p.add_argument("--target-acc", type=float,
@@ -75,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default: runs/<dataset>)")
     p.add_argument("--data-dir", default="data",
                    help="where torchvision datasets live (default: ./data)")
+    p.add_argument("--limit-train", type=int, metavar="N",
+                   help="train on a fixed stratified subset of N training samples (the same "
+                        "for every seed; for smoke tests and CI); the test split stays whole")
     p.add_argument("--download", action="store_true",
                    help="download a missing torchvision dataset into --data-dir")
     p.add_argument("--resume", action="store_true",
@@ -92,10 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args, parser) -> dict:
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    bad = [a for a in arms if a not in ARMS]
-    if not arms or bad or len(set(arms)) != len(arms):
-        parser.error(f"--arms: expected distinct names from {list(ARMS)}, got {args.arms!r}")
+    try:
+        arm_specs = parse_arms(args.arms)
+    except ArmError as exc:
+        parser.error(f"--arms: {exc}")
+    arms = [a.name for a in arm_specs]
     model = args.model or ("digits" if args.dataset == "synthetic" else args.dataset)
     preset = PRESETS[model]
     for flag, value, ok in (("--epochs", args.epochs, lambda v: v >= 1),
@@ -107,6 +118,7 @@ def _config(args, parser) -> dict:
                              lambda v: math.isfinite(v) and v >= 0),
                             ("--target-acc", args.target_acc, lambda v: 0 < v <= 1),
                             ("--threads", args.threads, lambda v: v >= 1),
+                            ("--limit-train", args.limit_train, lambda v: v >= 2),
                             ("--window", args.window, lambda v: v >= 2),
                             ("--every", args.every, lambda v: v >= 1),
                             ("--pair-fraction", args.pair_fraction, lambda v: 0 < v <= 1)):
@@ -125,6 +137,8 @@ def _config(args, parser) -> dict:
         "dataset": args.dataset,
         "model": model,
         "arms": arms,
+        "arm_te": te_settings(arm_specs, te),
+        "limit_train": args.limit_train,
         "epochs": args.epochs or preset.epochs,
         "seeds": list(range(args.seeds)),
         "target_acc": args.target_acc if args.target_acc is not None else preset.target_acc,
@@ -170,7 +184,7 @@ class _Runner:
         self.ckpt_dir = os.path.join(out, "checkpoints")
 
     def ckpt_path(self, arm: str, seed: int) -> str:
-        return os.path.join(self.ckpt_dir, f"{arm}-seed{seed}.pt")
+        return os.path.join(self.ckpt_dir, f"{file_stem(arm)}-seed{seed}.pt")
 
     def write_results(self, plot: bool = False) -> dict:
         cfg = self.cfg
@@ -179,15 +193,19 @@ class _Runner:
                    {"config": cfg, "runs": self.runs, "summary": summary})
         write_csv(os.path.join(self.out, "results.csv"), self.runs)
         if plot:
+            title = f"{cfg['dataset']} ({cfg['model']} network), {len(cfg['seeds'])} seed(s)"
             plot_curves(os.path.join(self.out, "curves.png"), self.runs, cfg["arms"],
-                        cfg["target_acc"], title=f"{cfg['dataset']} ({cfg['model']} network), "
-                        f"{len(cfg['seeds'])} seed(s)")
+                        cfg["target_acc"], title=title)
+            te_arms = [a for a in cfg["arms"] if cfg["arm_te"][a] is not None]
+            if te_arms:
+                plot_te_diagnostics(os.path.join(self.out, "te_diagnostics.png"), self.runs,
+                                    te_arms, title=title)
         return summary
 
     def _signature(self, arm: str) -> dict:
         sig = {k: self.cfg[k] for k in _RESUME_KEYS}
-        if arm == "te":
-            sig["te"] = self.cfg["te"]
+        if self.cfg["arm_te"][arm] is not None:
+            sig["te"] = self.cfg["arm_te"][arm]
         return sig
 
     def run(self, arm: str, seed: int) -> None:
@@ -198,9 +216,10 @@ class _Runner:
         model = build_model(cfg["model"]).to(device)
         opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                               weight_decay=cfg["weight_decay"])
-        fb = None
-        if arm == "te":
-            fb = TEFeedback(model.te_layer, **cfg["te"], seed=seed)
+        fb = diag = None
+        if cfg["arm_te"][arm] is not None:
+            fb = TEFeedback(model.te_layer, **cfg["arm_te"][arm], seed=seed)
+            diag = TEDiagnostics(fb)
         try:
             start = 0
             path = self.ckpt_path(arm, seed)
@@ -218,11 +237,15 @@ class _Runner:
                 record["epochs"] = state["epochs"][:cfg["epochs"]]
                 start = state["epoch"]
             for epoch in range(start, cfg["epochs"]):
-                loss, seconds, te_seconds = self._train_epoch(model, opt, fb, arm, seed, epoch)
+                loss, seconds, te_seconds = self._train_epoch(model, opt, fb, arm, seed, epoch,
+                                                              diag)
                 acc = self._evaluate(model)
                 record["epochs"].append({"epoch": epoch + 1, "train_loss": loss,
                                          "test_acc": acc, "seconds": seconds,
-                                         "te_seconds": te_seconds})
+                                         "te_seconds": te_seconds,
+                                         **(diag.end_epoch() if diag is not None else {})})
+                if not self.quiet:
+                    self._epoch_line(record)
                 save_checkpoint(path, {
                     "signature": self._signature(arm), "arm": arm, "seed": seed,
                     "epoch": epoch + 1, "epochs": record["epochs"],
@@ -239,7 +262,7 @@ class _Runner:
         if not self.quiet:
             self._report(record)
 
-    def _train_epoch(self, model, opt, fb, arm, seed, epoch):
+    def _train_epoch(self, model, opt, fb, arm, seed, epoch, diag=None):
         from tqdm import tqdm
 
         train, device, bs = self.data.train, self.device, self.cfg["batch_size"]
@@ -250,9 +273,13 @@ class _Runner:
         model.train()
         total, seen = 0.0, 0
         te0 = fb.seconds if fb is not None else 0.0
+        if diag is not None:
+            diag.start_epoch(len(starts))
+        # disable=None: no bar when stderr is not a terminal (a log file would fill with
+        # thousands of bar fragments).
         bar = tqdm(total=len(starts), desc=f"{arm} seed {seed} epoch {epoch + 1}/"
-                   f"{self.cfg['epochs']}", leave=False, disable=self.quiet, file=sys.stderr,
-                   dynamic_ncols=True)
+                   f"{self.cfg['epochs']}", leave=False, disable=True if self.quiet else None,
+                   file=sys.stderr, dynamic_ncols=True)
         try:
             _sync(device)
             t0 = time.perf_counter()
@@ -275,6 +302,8 @@ class _Runner:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if diag is not None:
+                    diag.observe()
                 total += value * len(yb)
                 seen += len(yb)
                 bar.update(1)
@@ -294,6 +323,17 @@ class _Runner:
             xb, yb = test.batch(torch.arange(s, min(s + 1000, len(test))), self.device)
             correct += int((model(xb).argmax(1) == yb).sum())
         return correct / len(test)
+
+    def _epoch_line(self, record: dict) -> None:
+        from tqdm import tqdm
+
+        e = record["epochs"][-1]
+        te = "" if e.get("te_median") is None else (
+            f", T median {e['te_median']:.2e} p99 {e['te_p99']:.2e} bits")
+        tqdm.write(f"{record['arm']} seed {record['seed']} epoch {e['epoch']}/"
+                   f"{self.cfg['epochs']}: train loss {e['train_loss']:.4f}, test acc "
+                   f"{e['test_acc']:.4f}, {e['seconds']:.1f} s{te}", file=sys.stdout)
+        sys.stdout.flush()
 
     def _report(self, record: dict) -> None:
         from tqdm import tqdm
@@ -320,6 +360,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except DatasetUnavailable as exc:
         print(f"te-train: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    data = limit_train(data, cfg["limit_train"])
     preset = PRESETS[cfg["model"]]
     if data.input_shape != preset.input_shape or data.num_classes != preset.num_classes:
         parser.error(f"--model {cfg['model']} takes {preset.input_shape} inputs and "
