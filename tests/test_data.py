@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from te_ext.experiments.data import (DatasetUnavailable, digits, epoch_order, load_dataset, synthetic,
                          TORCHVISION)
+from te_ext.experiments import data as data_mod
 from te_ext.experiments.models import build_model
 
 
@@ -92,7 +93,9 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
 
 
 @pytest.mark.parametrize("name", TORCHVISION)
-def test_missing_torchvision_dataset_says_how_to_get_it(name, tmp_path):
+def test_missing_torchvision_dataset_says_how_to_get_it(name, tmp_path, monkeypatch):
+    # FashionMNIST is also looked for at Debian's path, which may be installed here.
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHIONMNIST", str(tmp_path / "no-debian"))
     with pytest.raises(DatasetUnavailable) as info:
         load_dataset(name, data_dir=str(tmp_path), download=False)
     msg = str(info.value)

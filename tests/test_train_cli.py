@@ -14,6 +14,7 @@ import torch
 
 from te_ext.experiments import train
 from te_ext.experiments.checkpoint import load_checkpoint
+from te_ext.experiments.diagnostics import DIAGNOSTIC_KEYS
 
 EPOCH_KEYS = {"epoch", "train_loss", "test_acc", "seconds", "te_seconds"}
 # Settings under which TE is nonzero from the first window on. With the presets' softmax
@@ -64,7 +65,9 @@ def test_synthetic_smoke_outputs_and_schema(tmp_path, capsys):
         assert set(r) == {"arm", "seed", "epochs"}
         assert [e["epoch"] for e in r["epochs"]] == [1, 2]
         for e in r["epochs"]:
-            assert set(e) == EPOCH_KEYS
+            # TE arms also record the diagnostics of te_ext.experiments.diagnostics.
+            extra = set(DIAGNOSTIC_KEYS[:5]) if r["arm"] == "te" else set()
+            assert set(e) == EPOCH_KEYS | extra
             assert 0.0 <= e["test_acc"] <= 1.0 and e["seconds"] > 0 and e["train_loss"] > 0
             assert (e["te_seconds"] > 0) == (r["arm"] == "te")
     assert set(res["summary"]) == {"baseline", "te"}
