@@ -11,7 +11,8 @@
 # te-train --dataset NAME --download, on a machine with network access.
 set -euo pipefail
 
-DEBIAN_DIR=/usr/share/datasets/fashion-mnist
+# Where the package puts the files (an override exists only to test this script).
+DEBIAN_DIR=${TE_EXT_FASHIONMNIST_DEBIAN_DIR:-/usr/share/datasets/fashion-mnist}
 FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
 
 usage() {

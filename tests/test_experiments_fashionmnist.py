@@ -429,3 +429,39 @@ def test_acceptance_command_on_a_tiny_fashionmnist(tmp_path, monkeypatch, capsys
     assert [r["arm"] for r in rows] == arms.split(",")
     assert rows[0]["te_median"] == "" and float(rows[1]["te_median"]) >= 0
     assert "te:authors_code − baseline" in captured.out
+
+
+# ------------------------------------------------------------------- scripts/get-data.sh
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "get-data.sh")
+
+
+def _as_non_root(cmd):
+    import shutil
+
+    if os.geteuid() != 0:
+        return cmd
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot test the non-root branch")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+
+
+def test_get_data_script_usage_and_non_root_instructions(tmp_path):
+    import subprocess
+
+    bad = subprocess.run(["bash", SCRIPT, "imagenet"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
+    # Not root and nothing installed: it changes nothing and says what to place where.
+    env = dict(os.environ, TE_EXT_FASHIONMNIST_DEBIAN_DIR=str(tmp_path / "none"))
+    out = subprocess.run(_as_non_root(["bash", SCRIPT, "fashionmnist"]), capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 1, out.stderr
+    for needle in ("apt-get install -y dataset-fashion-mnist", "train-images-idx3-ubyte.gz",
+                   "t10k-labels-idx1-ubyte.gz", "FashionMNIST/raw/", "--data-dir"):
+        assert needle in out.stderr, needle
+    # Installed: it says so and succeeds, root or not (it checks before anything else; run as
+    # this user, who can read tmp_path).
+    _write_fashion(str(tmp_path / "debian"), gz=True, arrays=_tiny_fashion(n_train=10, n_test=10))
+    env["TE_EXT_FASHIONMNIST_DEBIAN_DIR"] = str(tmp_path / "debian")
+    ok = subprocess.run(["bash", SCRIPT, "fashionmnist"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and "already installed" in ok.stdout
