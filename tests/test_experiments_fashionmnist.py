@@ -465,3 +465,23 @@ def test_get_data_script_usage_and_non_root_instructions(tmp_path):
     env["TE_EXT_FASHIONMNIST_DEBIAN_DIR"] = str(tmp_path / "debian")
     ok = subprocess.run(["bash", SCRIPT, "fashionmnist"], capture_output=True, text=True, env=env)
     assert ok.returncode == 0 and "already installed" in ok.stdout
+
+
+def test_resume_of_a_named_rule_arm_is_bit_identical(tmp_path):
+    """The long run resumes te:authors_code from te+authors_code-seed<s>.pt: an interrupted
+    run continued with --resume equals the uninterrupted one, diagnostics included."""
+    args = ["--quiet", "--dataset", "synthetic", "--arms", "te:authors_code", "--window", "64",
+            "--threads", "1"]
+    assert train.main([*args, "--epochs", "2", "--out", str(tmp_path / "full")]) == 0
+    assert train.main([*args, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
+    assert os.path.isfile(tmp_path / "part" / "checkpoints" / "te+authors_code-seed0.pt")
+    assert train.main([*args, "--epochs", "2", "--resume", "--out", str(tmp_path / "part")]) == 0
+
+    def measured(name):
+        with open(tmp_path / name / "results.json") as f:
+            runs = json.load(f)["runs"]
+        return [{k: v for k, v in e.items() if "seconds" not in k} for e in runs[0]["epochs"]]
+
+    full = measured("full")
+    assert len(full) == 2 and full[1]["te_steps"] > 0
+    assert measured("part") == full
