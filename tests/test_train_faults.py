@@ -213,14 +213,23 @@ def test_corruption_in_a_child_process(run_copy):
 
 # -- kill -9 during a checkpoint write ------------------------------------------------------
 
+KILL_RUN = ["--arms", "baseline,te", "--epochs", "2"]
+
+
+@pytest.fixture(scope="module")
+def never_killed(tmp_path_factory):
+    full = tmp_path_factory.mktemp("full") / "run"
+    assert train.main([*ARGS, "--out", str(full), *KILL_RUN]) == 0
+    return full
+
+
 @pytest.mark.parametrize("kill_at", [1, 4])
-def test_kill_during_checkpoint_write_then_resume_is_bit_identical(tmp_path, kill_at):
+def test_kill_during_checkpoint_write_then_resume_is_bit_identical(tmp_path, never_killed,
+                                                                   kill_at):
     """Checkpoint writes run baseline epochs 1, 2 then te epochs 1, 2; the child SIGKILLs
     itself halfway through write ``kill_at`` (1: before any checkpoint exists; 4: te's
     second, with its first on disk). --resume then finishes exactly as a run never killed."""
-    run = ["--arms", "baseline,te", "--epochs", "2"]
-    full = tmp_path / "full"
-    assert train.main([*ARGS, "--out", str(full), *run]) == 0
+    run, full = KILL_RUN, never_killed
 
     part = tmp_path / "part"
     proc = _cli(part, *run, env={KILL_ENV: str(kill_at)})
