@@ -5,9 +5,11 @@ For every seed ``0 .. N-1`` each arm (``baseline``: plain SGD; ``te``: SGD with
 (``torch.manual_seed(seed)`` before building the model) and sees the same sample order
 (each epoch's permutation is derived from ``(seed, epoch)`` alone). After every epoch it
 measures accuracy on the test split, writes ``OUT/checkpoints/<arm>-seed<seed>.pt``
-atomically (model, optimizer, TEFeedback state, RNG states, epoch, metrics so far) and
-rewrites ``OUT/results.json`` and ``OUT/results.csv``. At the end it draws
-``OUT/curves.png`` and prints a markdown summary table.
+atomically with its SHA-256 (model, optimizer, TEFeedback state, RNG states, epoch, metrics so
+far) and rewrites ``OUT/results.json`` and ``OUT/results.csv``. At the end it draws
+``OUT/curves.png`` and prints a markdown summary table. ``--resume`` verifies each checkpoint's
+hash and that it belongs to this run (see :meth:`_Runner.load_verified`) before any run trains,
+and removes the temp files of a write that a kill interrupted.
 
 Exit status: 0; 2 for bad arguments, a dataset that is missing, an output directory that
 cannot be written, or a checkpoint that fails its checks on ``--resume`` (one line on stderr,
