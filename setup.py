@@ -104,7 +104,9 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
         "train": ["torchvision", "scikit-learn", "matplotlib", "tqdm"],
-        "test": ["pytest", "pytest-benchmark", "hypothesis", "pyinform"],
+        # jpype1 + idtxl-uv: JIDT's infodynamics.jar for tests/test_ops_jidt.py (idtxl-uv
+        # also pulls mpi4py, pyopencl, h5py...; scripts/bootstrap.sh installs it --no-deps).
+        "test": ["pytest", "pytest-benchmark", "hypothesis", "pyinform", "jpype1", "idtxl-uv"],
     },
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},

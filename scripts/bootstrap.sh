@@ -11,6 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -r requirements-dev.txt
+# JIDT's infodynamics.jar for the tests; its Python dependencies are not needed.
+.venv/bin/python -m pip install -q --no-deps idtxl-uv==1.6.1
 export MAX_JOBS=${MAX_JOBS:-2}
 .venv/bin/python -m pip install -q --no-build-isolation --no-deps -e .
 .venv/bin/python -c "import te_ext; print('te_ext build:', te_ext.build_info())"

@@ -210,3 +210,56 @@ def test_module_entry_point(tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "| baseline |" in proc.stdout
+
+
+def _error_lines(capsys):
+    return capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--dataset", "digits", "--epochs", "x"], "--epochs"),
+    (["--dataset", "imagenet"], "--dataset"),
+    ([], "--dataset"),
+    (["--dataset", "digits", "--bogus"], "--bogus"),
+    (["--dataset", "digits", "--epochs", "0"], "--epochs"),
+    (["--dataset", "digits", "--seeds", "1000000000000"], "--seeds"),
+    (["--dataset", "digits", "--threads", "1000000"], "--threads"),
+])
+def test_usage_errors_are_one_usage_line_and_one_error_line(tmp_path, capsys, argv, flag):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--quiet", "--out", str(tmp_path / "u"), *argv])
+    assert info.value.code == 2
+    usage, error = _error_lines(capsys)  # exactly two lines, not argparse's usage block
+    assert usage == "usage: te-train --dataset NAME [options]"
+    assert error.startswith("te-train: error: ") and flag in error
+    assert error.endswith("(see te-train --help)")
+
+
+def test_help_still_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert all(f in text for f in ("--window", "--pair-fraction", "--resume", "--threads"))
+
+
+def test_oversized_window_is_refused_naming_the_flag(tmp_path, capsys):
+    out = tmp_path / "w"
+    rc = train.main(["--quiet", "--dataset", "synthetic", "--window", "100000000000000",
+                     "--out", str(out)])
+    (line,) = _error_lines(capsys)
+    assert rc == 2 and line.startswith("te-train: error: --window 100000000000000")
+    assert not out.exists()  # refused before anything was created
+
+
+def test_window_check_uses_available_memory(tmp_path, capsys, monkeypatch):
+    # 64 samples x 74 neurons = 4736 bytes: refused when only 8 kB are available.
+    monkeypatch.setattr(train, "_available_memory", lambda device: 8000)
+    rc = train.main(["--quiet", "--dataset", "synthetic", "--window", "64", "--out",
+                     str(tmp_path / "m")])
+    (line,) = _error_lines(capsys)
+    assert rc == 2 and "--window 64" in line and "available" in line
+    monkeypatch.setattr(train, "_available_memory", lambda device: 10_000)
+    rc = train.main(["--quiet", "--dataset", "synthetic", "--arms", "baseline", "--window", "64",
+                     "--epochs", "1", "--out", str(tmp_path / "m")])
+    assert rc == 0

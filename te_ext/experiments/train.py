@@ -7,12 +7,16 @@ another rule or estimator, see :mod:`te_ext.experiments.arms`) starts from the s
 (each epoch's permutation is derived from ``(seed, epoch)`` alone). After every epoch it
 measures accuracy on the test split (and, for TE arms, the distribution of T: see
 :mod:`te_ext.experiments.diagnostics`), writes ``OUT/checkpoints/<arm>-seed<seed>.pt``
-(``:`` in the arm written ``+``)
-atomically (model, optimizer, TEFeedback state, RNG states, epoch, metrics so far) and
-rewrites ``OUT/results.json`` and ``OUT/results.csv``. At the end it draws
-``OUT/curves.png`` (and ``OUT/te_diagnostics.png`` when a TE arm ran) and prints a markdown summary table.
+(``:`` in the arm written ``+``) atomically with its SHA-256 (model, optimizer, TEFeedback
+state, RNG states, epoch, metrics so far) and rewrites ``OUT/results.json`` and
+``OUT/results.csv``. At the end it draws ``OUT/curves.png`` (and ``OUT/te_diagnostics.png`` when
+a TE arm ran) and prints a markdown summary table. ``--resume`` verifies each checkpoint's hash
+and that it belongs to this run (see :meth:`_Runner.load_verified`) before any run trains, and
+removes the temp files of a write that a kill interrupted.
 
-Exit status: 0; 2 for bad arguments or a dataset that is missing; 3 when a run stopped on
+Exit status: 0; 2 for bad arguments, a dataset that is missing, an output directory that
+cannot be written, or a checkpoint that fails its checks on ``--resume`` (one line on stderr,
+``te-train: error: ...``, and the checkpoint is left as it was); 3 when a run stopped on
 a NaN/inf loss (its measured epochs are kept and the other runs go on); 130 on Ctrl-C (the
 last checkpoint stays valid: rerun with ``--resume``).
 
@@ -27,6 +31,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
@@ -34,9 +39,9 @@ import torch
 import torch.nn.functional as F
 
 from ..feedback import TEFeedback
-from .checkpoint import (load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                         write_json)
 from .arms import ArmError, file_stem, parse_arms, te_settings
+from .checkpoint import (CheckpointError, load_checkpoint, remove_stale_temps, rng_state,
+                         save_checkpoint, set_rng_state, write_json)
 from .data import DATASETS, DatasetUnavailable, epoch_order, limit_train, load_dataset
 from .diagnostics import TEDiagnostics
 from .models import PRESETS, build_model
@@ -46,15 +51,30 @@ __all__ = ["main", "build_parser"]
 
 EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
 # What must match for --resume to continue a checkpoint (the rest may change, e.g. epochs).
-_RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "momentum", "weight_decay", "device")
+_RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "momentum", "weight_decay", "device",
+                "limit_train")
+MAX_SEEDS, MAX_THREADS = 10_000, 1024
 
 
 class NonFiniteLoss(RuntimeError):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage on errors (the full block is in --help)."""
+
+    def error(self, message):
+        message = " ".join(str(message).split())
+        self.exit(EXIT_USAGE, f"usage: {self.prog} --dataset NAME [options]\n"
+                              f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="te-train",
         description="Train a paper CNN with and without TE feedback (Moldovan, Caţaron & "
                     "Andonie, Entropy 2021) over several seeds; accuracy is measured on "
@@ -110,14 +130,14 @@ def _config(args, parser) -> dict:
     model = args.model or ("digits" if args.dataset == "synthetic" else args.dataset)
     preset = PRESETS[model]
     for flag, value, ok in (("--epochs", args.epochs, lambda v: v >= 1),
-                            ("--seeds", args.seeds, lambda v: v >= 1),
+                            ("--seeds", args.seeds, lambda v: 1 <= v <= MAX_SEEDS),
                             ("--batch-size", args.batch_size, lambda v: v >= 1),
                             ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0),
                             ("--momentum", args.momentum, lambda v: 0 <= v < 1),
                             ("--weight-decay", args.weight_decay,
                              lambda v: math.isfinite(v) and v >= 0),
                             ("--target-acc", args.target_acc, lambda v: 0 < v <= 1),
-                            ("--threads", args.threads, lambda v: v >= 1),
+                            ("--threads", args.threads, lambda v: 1 <= v <= MAX_THREADS),
                             ("--limit-train", args.limit_train, lambda v: v >= 2),
                             ("--window", args.window, lambda v: v >= 2),
                             ("--every", args.every, lambda v: v >= 1),
@@ -182,6 +202,7 @@ class _Runner:
         self.device = torch.device(config["device"])
         self.runs: List[dict] = []
         self.ckpt_dir = os.path.join(out, "checkpoints")
+        self._shapes: Optional[dict] = None  # the model's weight shapes, for --resume checks
 
     def ckpt_path(self, arm: str, seed: int) -> str:
         return os.path.join(self.ckpt_dir, f"{file_stem(arm)}-seed{seed}.pt")
@@ -208,6 +229,49 @@ class _Runner:
             sig["te"] = self.cfg["arm_te"][arm]
         return sig
 
+    def load_verified(self, arm: str, seed: int) -> Optional[dict]:
+        """The checkpoint of ``(arm, seed)`` if ``--resume`` and it exists, after its
+        integrity check (in load_checkpoint) and its consistency check against this run's
+        config; CheckpointError (naming the file) if either fails."""
+        path = self.ckpt_path(arm, seed)
+        if not (self.resume and os.path.exists(path)):
+            return None
+        state = load_checkpoint(path)
+        if state["arm"] != arm or state["seed"] != seed:
+            raise CheckpointError(path, f"was written for arm {state['arm']!r} seed "
+                                  f"{state['seed']!r}, not for arm {arm!r} seed {seed}")
+        if state["signature"] != self._signature(arm):
+            raise CheckpointError(path, f"was made with {state['signature']}, but this run asks "
+                                  f"for {self._signature(arm)}; use another --out or drop --resume")
+        epoch, history = state["epoch"], state["epochs"]
+        if type(epoch) is not int or not isinstance(history, list) or [
+                e.get("epoch") if isinstance(e, dict) else None for e in history] != list(
+                range(1, len(history) + 1)) or epoch != len(history):
+            raise CheckpointError(path, f"epoch {epoch!r} does not match its history of "
+                                  f"{len(history) if isinstance(history, list) else '?'} "
+                                  f"measured epoch(s)")
+        if not 0 <= epoch <= self.cfg["epochs"]:
+            raise CheckpointError(path, f"is at epoch {epoch}, outside this run's 0..--epochs "
+                                  f"{self.cfg['epochs']}; pass --epochs {epoch} or more to "
+                                  f"continue it")
+        shapes = self._weight_shapes()
+        model = state["model"]
+        got = ({k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                for k, v in model.items()} if isinstance(model, dict) else type(model).__name__)
+        if got != shapes:
+            bad = (sorted(k for k in set(shapes) | set(got) if shapes.get(k) != got.get(k))
+                   if isinstance(got, dict) else got)
+            raise CheckpointError(path, f"its weights do not fit the {self.cfg['model']} "
+                                  f"network (differing: {bad})")
+        return state
+
+    def _weight_shapes(self) -> dict:
+        if self._shapes is None:
+            with torch.device("meta"):  # shapes only, no memory
+                self._shapes = {k: tuple(v.shape)
+                                for k, v in build_model(self.cfg["model"]).state_dict().items()}
+        return self._shapes
+
     def run(self, arm: str, seed: int) -> None:
         cfg, device = self.cfg, self.device
         record = {"arm": arm, "seed": seed, "epochs": []}
@@ -223,19 +287,21 @@ class _Runner:
         try:
             start = 0
             path = self.ckpt_path(arm, seed)
-            if self.resume and os.path.exists(path):
-                state = load_checkpoint(path)
-                if state["signature"] != self._signature(arm):
-                    raise ValueError(
-                        f"--resume: {path} was made with {state['signature']}, but this run "
-                        f"asks for {self._signature(arm)}; use another --out or drop --resume")
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                if fb is not None:
-                    fb.load_state_dict(state["te_feedback"])
-                set_rng_state(state["rng"])
-                record["epochs"] = state["epochs"][:cfg["epochs"]]
+            state = self.load_verified(arm, seed)
+            if state is not None:
+                try:
+                    model.load_state_dict(state["model"])
+                    opt.load_state_dict(state["optimizer"])
+                    if fb is not None:
+                        fb.load_state_dict(state["te_feedback"])
+                    set_rng_state(state["rng"])
+                except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+                    raise CheckpointError(path, f"does not fit this run's model, optimizer or "
+                                          f"TE feedback ({type(exc).__name__}: "
+                                          f"{_one_line(exc)})") from exc
+                record["epochs"] = state["epochs"]
                 start = state["epoch"]
+                del state  # its tensors, while this run trains
             for epoch in range(start, cfg["epochs"]):
                 loss, seconds, te_seconds = self._train_epoch(model, opt, fb, arm, seed, epoch,
                                                               diag)
@@ -350,16 +416,73 @@ class _Runner:
                    f"{spe:.3f} s/epoch")
 
 
+def _error(message) -> int:
+    """The CLI's one-line error (exit status 2)."""
+    text = _one_line(message) if isinstance(message, BaseException) else message
+    print(f"te-train: error: {text}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _prepare_out(out: str, quiet: bool) -> None:
+    """Create ``out`` and ``out/checkpoints``, prove both writable (OSError if not) and
+    remove the temp files that a kill during an earlier write left there."""
+    for directory in (out, os.path.join(out, "checkpoints")):
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".te-train-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+        removed = remove_stale_temps(directory)
+        if removed and not quiet:
+            print(f"te-train: removed {len(removed)} unfinished temp file(s) of an interrupted "
+                  f"write in {directory}", file=sys.stderr)
+
+
+def _available_memory(device: str) -> int:
+    if device == "cuda":
+        return int(torch.cuda.mem_get_info()[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _window_error(cfg: dict) -> Optional[str]:
+    """Why the TE window cannot fit in memory, naming --window; None if it can. Counted
+    generously as the window's unpacked series (one byte a neuron a sample), which a refresh
+    with pair_fraction < 1 materialises, against half the memory available now."""
+    with torch.device("meta"):
+        layer = build_model(cfg["model"]).te_layer
+    window, neurons = cfg["te"]["window"], layer.in_features + layer.out_features
+    need, avail = window * neurons, _available_memory(cfg["device"])
+    if need <= avail // 2:
+        return None
+    return (f"--window {window}: a window of {window} samples over the {neurons} neurons of "
+            f"the {cfg['model']} network's TE layer needs about {need / 2**30:.3g} GiB, more "
+            f"than half the {avail / 2**30:.3g} GiB of {cfg['device']} memory available; "
+            f"use a smaller --window")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     cfg = _config(args, parser)
     out = args.out or os.path.join("runs", cfg["dataset"])
+    window_error = _window_error(cfg)
+    if window_error:
+        return _error(window_error)
+    try:
+        _prepare_out(out, args.quiet)
+    except OSError as exc:
+        return _error(f"--out {out}: cannot write there ({exc.strerror or _one_line(exc)}: "
+                      f"{exc.filename or out})")
     try:
         data = load_dataset(cfg["dataset"], cfg["data_dir"], args.download)
     except DatasetUnavailable as exc:
-        print(f"te-train: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(exc)
     data = limit_train(data, cfg["limit_train"])
     preset = PRESETS[cfg["model"]]
     if data.input_shape != preset.input_shape or data.num_classes != preset.num_classes:
@@ -378,6 +501,17 @@ def _run_all(cfg: dict, data, out: str, args) -> int:
     runner = _Runner(cfg, data, out, args.resume, args.quiet)
     failed = []
     try:
+        # Every checkpoint passes its checks before any run trains (and overwrites its own).
+        for seed in cfg["seeds"]:
+            for arm in cfg["arms"]:
+                runner.load_verified(arm, seed)
+    except ValueError as exc:
+        return _error(exc)
+    except KeyboardInterrupt:
+        print("\nte-train: interrupted while checking the checkpoints; nothing was written",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    try:
         for seed in cfg["seeds"]:
             for arm in cfg["arms"]:  # interleaved, so background load hits both arms alike
                 try:
@@ -393,9 +527,10 @@ def _run_all(cfg: dict, data, out: str, args) -> int:
               f"last complete epoch of each run is checkpointed in {runner.ckpt_dir}/. "
               f"Rerun the same command with --resume to continue.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ValueError as exc:  # --resume against another configuration, bad TE settings
-        print(f"te-train: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except ValueError as exc:  # a checkpoint that fails its checks, bad TE settings
+        return _error(exc)
+    except OSError as exc:  # a full disk, an output directory removed mid-run
+        return _error(f"writing the results in {out}: {_one_line(exc)}")
     summary = runner.write_results(plot=True)
     print(summary_markdown(summary, cfg["target_acc"]))
     print(f"\nwrote {out}/results.json, {out}/results.csv, {out}/curves.png")
