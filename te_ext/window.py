@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._checks import check_int
+from ._checks import check_window
 
 
 __all__ = ["StreamingJointCounts"]
@@ -45,17 +45,13 @@ class StreamingJointCounts:
     def __init__(self, num_source: int, num_target: int, window: int, *, k: int = 1, l: int = 1,
                  delay: int = 1, device: Optional[torch.device | str] = None,
                  track_counts: bool = True) -> None:
-        for name, v in (("num_source", num_source), ("num_target", num_target), ("k", k),
-                        ("l", l), ("delay", delay), ("window", window)):
-            check_int(name, v, 1)
-        self.n0 = max(k, l - 1 + delay)
-        if window <= self.n0:
-            raise ValueError(f"window must be > max(k, l - 1 + delay) = {self.n0} so that it "
-                             f"holds at least one observation, got {window}")
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        # Bounds first (k + l as the ops allow), then the memory the state needs.
+        self.n0 = check_window("StreamingJointCounts", num_source, num_target, window, k, l, delay,
+                               device, track_counts)
         self.num_source, self.num_target, self.window = num_source, num_target, window
         self.k, self.l, self.delay = k, l, delay
         self.track_counts = track_counts
-        device = torch.device(device) if device is not None else torch.device("cpu")
         self._shifts = torch.arange(8, dtype=torch.uint8, device=device)
         self.source_ring = torch.zeros(window, (num_source + 7) // 8, dtype=torch.uint8, device=device)
         self.target_ring = torch.zeros(window, (num_target + 7) // 8, dtype=torch.uint8, device=device)
