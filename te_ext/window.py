@@ -23,7 +23,8 @@ __all__ = ["StreamingJointCounts"]
 
 def _unpack_rows(packed: Tensor, cols: int, shifts: Tensor) -> Tensor:
     """uint8 [n, ceil(C / 8)] (bit c % 8 of byte c // 8 = column c) -> uint8 0/1 [n, C]."""
-    return ((packed.unsqueeze(-1) >> shifts) & 1).view(packed.shape[0], -1)[:, :cols]
+    # An explicit width: view(n, -1) is ambiguous for an empty window (n = 0).
+    return ((packed.unsqueeze(-1) >> shifts) & 1).view(packed.shape[0], packed.shape[1] * 8)[:, :cols]
 
 
 class StreamingJointCounts:

@@ -167,3 +167,13 @@ def test_window_state_check_counts_only_what_it_keeps():
     # pair_fraction < 1 keeps no counts: a window of 2^27 rows of 1 + 1 bytes is 256 MiB.
     fb = TEFeedback(nn.Linear(6, 5), window=2**20, pair_fraction=0.5)
     assert fb.window.counts.numel() == 0
+
+
+# --- found by tests/fuzz ----------------------------------------------------------------
+
+
+def test_empty_window_series():
+    # window_series() before any append reshaped 0 rows with view(0, -1) and raised.
+    w = StreamingJointCounts(1, 1, 2, track_counts=False)
+    s, t = w.window_series()
+    assert s.shape == (0, 1) and t.shape == (0, 1)
