@@ -38,7 +38,8 @@ __all__ = ["joint_counts", "te_from_counts", "transfer_entropy", "transfer_entro
 
 # Series dtypes the kernels do not read, and what each becomes: without a threshold
 # (0/1 values, checked by the kernel after the conversion) and with one (compared in
-# double precision either way, so the conversion changes no result).
+# double precision either way, so the conversion changes no result). A uint64 value of
+# 2^63 or more wraps to a negative int64: still rejected as "not 0/1", but named as that.
 _CONVERT_01 = {torch.uint16: torch.int32, torch.uint32: torch.int64, torch.uint64: torch.int64}
 _CONVERT_THRESHOLD = {torch.uint16: torch.int32, torch.uint32: torch.int64,
                       torch.uint64: torch.float64}
