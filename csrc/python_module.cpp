@@ -4,7 +4,14 @@
 #include <torch/extension.h>
 #include <torch/version.h>
 
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include "cpu/popcount_cpu.h"
+#include "te_plan.h"
+#include "window_plan.h"
 
 #define TE_STR_(x) #x
 #define TE_STR(x) TE_STR_(x)
@@ -32,6 +39,36 @@ pybind11::dict build_info() {
   return d;
 }
 
+// A tensor as the fake kernels describe it: (sizes, dtype, device, contiguous).
+using Described = std::tuple<std::vector<int64_t>, at::ScalarType, at::Device, bool>;
+
+te::TensorInfo info(const Described& d) {
+  return te::TensorInfo{std::get<0>(d), std::get<1>(d), std::get<2>(d), std::get<3>(d)};
+}
+
+int64_t check_series(const Described& source, const Described& target, int64_t k, int64_t l,
+                     int64_t delay, std::optional<double> threshold, const std::string& op) {
+  return te::plan_series(info(source), info(target), k, l, delay, threshold, op.c_str()).bins;
+}
+
+void check_pairs(const Described& pairs, const at::Device& device, const std::string& op) {
+  te::check_pairs_shape(info(pairs), device, op.c_str());
+}
+
+int64_t check_counts(const Described& counts, int64_t k, int64_t l, const std::string& op) {
+  return te::check_counts(info(counts), k, l, op.c_str());
+}
+
+void check_window(const Described& counts, const Described& source_ring,
+                  const Described& target_ring, const Described& source,
+                  const Described& target, int64_t seen, int64_t k, int64_t l, int64_t delay,
+                  std::optional<double> source_threshold, std::optional<double> target_threshold,
+                  const std::string& op) {
+  te::check_window_args(info(counts), info(source_ring), info(target_ring), info(source),
+                        info(target), seen, k, l, delay, source_threshold, target_threshold,
+                        op.c_str());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -39,4 +76,36 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("build_info", &build_info, "How this extension was built and what it runs.");
   m.def("_set_cpu_kernel", &te::cpu::set_popcount_kernel,
         "Select the CPU popcount kernel by name (testing and benchmarking).");
+  // The checks below raise c10 errors: give Python the class the ops give it
+  // (ValueError / TypeError) and the message without a C++ backtrace.
+  pybind11::register_local_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const c10::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what_without_backtrace());
+    } catch (const c10::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what_without_backtrace());
+    } catch (const c10::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    }
+  });
+  // The kernels' argument checks on tensor descriptions, for the fake kernels
+  // (te_ext/_fake.py) and the Python classes: one implementation for all.
+  m.def("_check_series", &check_series, "plan_series's checks; returns the bins per pair.");
+  m.def("_check_pairs", &check_pairs, "The metadata checks of pairs.");
+  m.def("_check_counts", &check_counts, "check_counts; returns the bins per pair.");
+  m.def("_check_window", &check_window, "window_append_'s argument checks.");
+  m.def(
+      "_check_history",
+      [](int64_t k, int64_t l, const std::string& op) { te::check_history(k, l, op.c_str()); },
+      "1 <= k, 1 <= l and k + l + 1 <= 32.");
+  m.def(
+      "_check_memory",
+      [](int64_t bytes, const at::Device& device, const std::string& what, const std::string& op) {
+        te::check_memory(bytes, device, what, op.c_str());
+      },
+      "ValueError unless `bytes` fit in the memory usable on `device` now.");
+  m.def("_usable_memory_bytes", &te::usable_memory_bytes,
+        "7/8 of the memory available on `device` now (what check_memory allows).");
+  m.attr("_MEMORY_QUERY_BYTES") = te::kMemoryQueryBytes;
 }

@@ -2,16 +2,27 @@
 
 #include <ATen/ops/stack.h>
 #include <c10/util/Exception.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <string>
+
+#ifdef TE_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+#endif
 
 #include "te_math.h"
 
 namespace te {
 namespace {
+
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 
 // Above this many one-hot stream products per pair (popcounts per 64
 // observations) a per-pair histogram over precomputed states is cheaper and
@@ -23,27 +34,114 @@ constexpr int64_t kMaxOnehotProducts = 128;
 // A histogram that large (2^32 bins per pair) is then refused by the memory check.
 constexpr int64_t kMaxHistoryBits = 32;
 
-void check_series_tensor(const at::Tensor& x, const char* name, const char* op) {
-  TORCH_CHECK_VALUE(x.defined(), op, ": ", name, " is undefined");
+constexpr const char* kSupportedDtypes =
+    "bool, uint8, int8, int16, int32, int64 (holding 0/1, or any values with a threshold), "
+    "float16, bfloat16, float32, float64 (with a threshold)";
+
+bool supported_series_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kBool: case at::kByte: case at::kChar: case at::kShort: case at::kInt:
+    case at::kLong: case at::kHalf: case at::kBFloat16: case at::kFloat: case at::kDouble:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void check_series_tensor(const TensorInfo& x, const char* name, const char* op) {
   TORCH_CHECK_VALUE(x.dim() == 2 || x.dim() == 3, op, ": ", name,
                     " must be [T, neurons] or [R, T, neurons], got a ", x.dim(),
-                    "-d tensor of shape ", x.sizes());
-  TORCH_CHECK_TYPE(!x.is_complex(), op, ": ", name, " has complex dtype ", x.scalar_type(),
-                   "; expected bool, integer or floating");
-  TORCH_CHECK_VALUE(x.numel() > 0, op, ": ", name, " is empty (shape ", x.sizes(),
+                    "-d tensor of shape ", x.sizes);
+  TORCH_CHECK_VALUE(x.numel() > 0, op, ": ", name, " is empty (shape ", x.sizes,
                     "); every dimension must be at least 1");
 }
 
-void check_dtype_for_threshold(const at::Tensor& x, const char* name, bool has_threshold,
-                               const char* op) {
-  if (has_threshold) return;
-  TORCH_CHECK_TYPE(!at::isFloatingType(x.scalar_type()), op, ": ", name, " has dtype ",
-                   x.scalar_type(),
-                   " but threshold is None; pass threshold=... to binarise floating input "
-                   "as value > threshold, or give a bool / 0-1 integer tensor");
+// Bytes in the memory message: exact, and in GiB for a reader.
+std::string bytes_str(int64_t bytes) {
+  if (bytes == kInt64Max) return "more than 2^63 bytes";
+  return c10::str(bytes, " bytes (", static_cast<double>(bytes) / double(int64_t(1) << 30),
+                  " GiB)");
 }
 
+// A "Key: value kB" line of a /proc file, in bytes, or INT64_MAX.
+int64_t proc_kb_field(const char* path, const std::string& key) {
+  std::ifstream f(path);
+  std::string name;
+  int64_t kb = 0;
+  while (f >> name) {
+    if (name == key + ":" && (f >> kb)) return mul_sat(kb, 1024);
+    f.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return kInt64Max;
+}
+
+// One integer from a cgroup file ("max" and unreadable files: INT64_MAX).
+int64_t cgroup_value(const char* path) {
+  std::ifstream f(path);
+  int64_t v = 0;
+  if (f >> v) return v;
+  return kInt64Max;
+}
+
+int64_t host_available_bytes() {
+  int64_t avail = proc_kb_field("/proc/meminfo", "MemAvailable");
+  // A container's limit: cgroup v2 memory.max less what the group uses.
+  const int64_t cg_max = cgroup_value("/sys/fs/cgroup/memory.max");
+  const int64_t cg_cur = cgroup_value("/sys/fs/cgroup/memory.current");
+  if (cg_max != kInt64Max && cg_cur != kInt64Max) avail = std::min(avail, std::max<int64_t>(0, cg_max - cg_cur));
+  // An address-space cap (ulimit -v, RLIMIT_AS) less what the process maps.
+  struct rlimit lim {};
+  if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    const int64_t vm = proc_kb_field("/proc/self/status", "VmSize");
+    const int64_t cap = static_cast<int64_t>(std::min<rlim_t>(lim.rlim_cur, kInt64Max));
+    if (vm != kInt64Max) avail = std::min(avail, std::max<int64_t>(0, cap - vm));
+  }
+  return avail;
+}
+
+#ifdef TE_WITH_CUDA
+int64_t cuda_free_bytes(const at::Device& device) {
+  const c10::cuda::CUDAGuard guard(device);
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear it: the op itself will report real faults
+    return kInt64Max;
+  }
+  return static_cast<int64_t>(free_b);
+}
+#endif
+
+int64_t available_bytes(const at::Device& device) {
+  if (device.is_cpu()) return host_available_bytes();
+#ifdef TE_WITH_CUDA
+  if (device.is_cuda()) return cuda_free_bytes(device);
+#endif
+  return kInt64Max;
+}
+
+int64_t usable(int64_t available) { return available == kInt64Max ? available : available - available / 8; }
+
 }  // namespace
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (const int64_t s : sizes) n = mul_sat(n, s);
+  return n;
+}
+
+TensorInfo info(const at::Tensor& t) {
+  return TensorInfo{t.sizes(), t.scalar_type(), t.device(), t.is_contiguous()};
+}
+
+int64_t mul_sat(int64_t a, int64_t b) {
+  int64_t r = 0;
+  return __builtin_mul_overflow(a, b, &r) ? kInt64Max : r;
+}
+
+int64_t add_sat(int64_t a, int64_t b) {
+  int64_t r = 0;
+  return __builtin_add_overflow(a, b, &r) ? kInt64Max : r;
+}
 
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   int64_t r = 0;
@@ -52,24 +150,66 @@ int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   return r;
 }
 
-SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64_t k,
-                       int64_t l, int64_t delay, std::optional<double> threshold,
-                       const char* op) {
+void check_series_dtype(const TensorInfo& x, bool has_threshold, const char* name,
+                        const char* threshold_name, const char* op) {
+  const at::ScalarType t = x.dtype;
+  TORCH_CHECK_TYPE(!at::isComplexType(t), op, ": ", name, " has complex dtype ", t,
+                   "; expected bool, integer or floating");
+  TORCH_CHECK_TYPE(has_threshold || !at::isFloatingType(t), op, ": ", name, " has dtype ", t,
+                   " but ", threshold_name, " is None; pass ", threshold_name,
+                   "=... to binarise floating input as value > threshold, or give a bool / "
+                   "0-1 integer tensor");
+  TORCH_CHECK_TYPE(supported_series_dtype(t), op, ": ", name, " has dtype ", t,
+                   ", which the kernels do not read; supported: ", kSupportedDtypes,
+                   " (te_ext's Python functions convert uint16/32/64 and float8 for you)");
+}
+
+void check_history(int64_t k, int64_t l, const char* op) {
+  TORCH_CHECK_VALUE(k >= 1, op, ": k (target history length) must be >= 1, got ", k);
+  TORCH_CHECK_VALUE(l >= 1, op, ": l (source history length) must be >= 1, got ", l);
+  // k and l are bounded one at a time first: k + l itself could overflow.
+  if (k < kMaxHistoryBits && l < kMaxHistoryBits && k + l + 1 <= kMaxHistoryBits) return;
+  const bool small = k <= (int64_t(1) << 31) && l <= (int64_t(1) << 31);
+  TORCH_CHECK_VALUE(false, op, ": k + l = ",
+                    small ? std::to_string(k + l) : std::to_string(k) + " + " + std::to_string(l),
+                    " is too large: 2^(k+l+1) bins per pair cannot be held in memory "
+                    "(k + l + 1 must be <= ", kMaxHistoryBits, ")");
+}
+
+void check_delay(int64_t delay, const char* op) {
+  TORCH_CHECK_VALUE(delay >= 1, op, ": delay must be >= 1, got ", delay);
+}
+
+int64_t first_observation_before(int64_t length, const char* length_name, int64_t k, int64_t l,
+                                 int64_t delay, const char* what, const char* op) {
+  // k, l <= 31 here, so only l - 1 + delay can overflow (delay near 2^63).
+  int64_t lagged = 0;
+  const bool overflow = __builtin_add_overflow(l - 1, delay, &lagged);
+  const int64_t n0 = overflow ? kInt64Max : std::max(k, lagged);
+  TORCH_CHECK_VALUE(length > n0, op, ": ", what, ": ", length_name, " = ", length, " but k=", k,
+                    ", l=", l, ", delay=", delay, " need ", length_name,
+                    " > max(k, l - 1 + delay) = ",
+                    overflow ? std::string("l - 1 + delay, past int64") : std::to_string(n0));
+  return n0;
+}
+
+SeriesPlan plan_series(const TensorInfo& source, const TensorInfo& target, int64_t k, int64_t l,
+                       int64_t delay, std::optional<double> threshold, const char* op) {
   check_series_tensor(source, "source", op);
   check_series_tensor(target, "target", op);
   TORCH_CHECK_VALUE(source.dim() == target.dim(), op,
                     ": source and target must both be [T, n] or both [R, T, n], got source ",
-                    source.sizes(), " and target ", target.sizes());
-  TORCH_CHECK_VALUE(source.device() == target.device(), op,
+                    source.sizes, " and target ", target.sizes);
+  TORCH_CHECK_VALUE(source.device == target.device, op,
                     ": source and target must be on the same device, got source on ",
-                    source.device(), " and target on ", target.device());
+                    source.device, " and target on ", target.device);
   check_history(k, l, op);
-  TORCH_CHECK_VALUE(delay >= 1, op, ": delay must be >= 1, got ", delay);
+  check_delay(delay, op);
   if (threshold.has_value()) {
     TORCH_CHECK_VALUE(!std::isnan(*threshold), op, ": threshold must not be NaN");
   }
-  check_dtype_for_threshold(source, "source", threshold.has_value(), op);
-  check_dtype_for_threshold(target, "target", threshold.has_value(), op);
+  check_series_dtype(source, threshold.has_value(), "source", "threshold", op);
+  check_series_dtype(target, threshold.has_value(), "target", "threshold", op);
 
   SeriesPlan p;
   const bool reps = source.dim() == 3;
@@ -77,6 +217,7 @@ SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64
   p.T = source.size(reps ? 1 : 0);
   p.I = source.size(-1);
   p.J = target.size(-1);
+  p.device = source.device;
   TORCH_CHECK_VALUE(!reps || target.size(0) == p.R, op,
                     ": source and target must have the same number of replicates R, got ", p.R,
                     " and ", target.size(0));
@@ -86,10 +227,7 @@ SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64
   p.k = static_cast<int>(k);
   p.l = static_cast<int>(l);
   p.delay = delay;
-  p.n0 = math::first_observation(k, l, delay);
-  TORCH_CHECK_VALUE(p.T > p.n0, op, ": series too short for k, l, delay: T = ", p.T,
-                    " but k=", k, ", l=", l, ", delay=", delay,
-                    " need T > max(k, l - 1 + delay) = ", p.n0);
+  p.n0 = first_observation_before(p.T, "T", k, l, delay, "series too short for k, l, delay", op);
   p.has_threshold = threshold.has_value();
   p.threshold = threshold.value_or(0.0);
   p.obs_per_rep = p.T - p.n0;
@@ -102,6 +240,14 @@ SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64
   p.bins = int64_t(1) << (k + l + 1);
   p.onehot = (p.sx - 1) * (p.sy - 1) <= kMaxOnehotProducts && p.bins <= math::kMaxOnehotBins;
   return p;
+}
+
+SeriesPlan plan_series(const at::Tensor& source, const at::Tensor& target, int64_t k,
+                       int64_t l, int64_t delay, std::optional<double> threshold,
+                       const char* op) {
+  TORCH_CHECK_VALUE(source.defined(), op, ": source is undefined");
+  TORCH_CHECK_VALUE(target.defined(), op, ": target is undefined");
+  return plan_series(info(source), info(target), k, l, delay, threshold, op);
 }
 
 int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad, int64_t workers) {
@@ -120,30 +266,67 @@ int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad, int64_t workers) {
   return bytes;
 }
 
+int64_t usable_memory_bytes(const at::Device& device) { return usable(available_bytes(device)); }
+
+void check_memory(int64_t bytes, const at::Device& device, const std::string& what,
+                  const char* op) {
+  if (bytes <= kMemoryQueryBytes) return;
+  int64_t limit = usable_memory_bytes(device);
+#ifdef TE_WITH_CUDA
+  if (bytes > limit && device.is_cuda()) {
+    // PyTorch's allocator keeps freed blocks cached; it returns them to the
+    // driver before it reports out-of-memory, and so do we before refusing.
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    limit = usable_memory_bytes(device);
+  }
+#endif
+  TORCH_CHECK_VALUE(bytes <= limit, op, ": ", what, " needs ", bytes_str(bytes),
+                    " of memory, more than the ", bytes_str(limit), " available on ", device,
+                    " (7/8 of the free memory; the rest is left as a margin)");
+}
+
+void check_fits(int64_t bytes, const SeriesPlan& p, const char* op) {
+  check_memory(bytes, p.device,
+               c10::str("k=", p.k, ", l=", p.l, " with I=", p.I, ", J=", p.J, ", T=", p.T,
+                        ", R=", p.R, " (use smaller k + l or fewer neurons / pairs)"),
+               op);
+}
+
 void check_fits(int64_t bytes, int64_t limit, const SeriesPlan& p, const char* op) {
   TORCH_CHECK_VALUE(bytes <= limit, op, ": k=", p.k, ", l=", p.l, " with I=", p.I, ", J=", p.J,
-                    ", T=", p.T, ", R=", p.R, " needs ", bytes,
-                    " bytes of memory, more than the ", limit,
-                    " available; use smaller k + l or fewer neurons / pairs");
+                    ", T=", p.T, ", R=", p.R, " needs ", bytes_str(bytes),
+                    " of memory, more than the ", bytes_str(limit),
+                    " this machine has; use smaller k + l or fewer neurons / pairs");
+  check_fits(bytes, p, op);
 }
 
 int64_t host_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES);
   const long page = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return std::numeric_limits<int64_t>::max();
-  return static_cast<int64_t>(pages) * static_cast<int64_t>(page);
+  if (pages <= 0 || page <= 0) return kInt64Max;
+  return mul_sat(pages, page);
+}
+
+void check_pairs_shape(const TensorInfo& pairs, const at::Device& device, const char* op) {
+  TORCH_CHECK_TYPE(pairs.dtype == at::kLong, op, ": pairs must be int64 [P, 2], got dtype ",
+                   pairs.dtype);
+  TORCH_CHECK_VALUE(pairs.dim() == 2 && pairs.size(1) == 2, op,
+                    ": pairs must have shape [P, 2] of (source i, target j), got ",
+                    pairs.sizes);
+  TORCH_CHECK_VALUE(pairs.device == device, op, ": pairs must be on ", device,
+                    " like source and target, got ", pairs.device);
 }
 
 void check_pairs(const at::Tensor& pairs, const SeriesPlan& p, const at::Device& device,
                  const char* op) {
-  TORCH_CHECK_TYPE(pairs.scalar_type() == at::kLong, op, ": pairs must be int64 [P, 2], got dtype ",
-                   pairs.scalar_type());
-  TORCH_CHECK_VALUE(pairs.dim() == 2 && pairs.size(1) == 2, op,
-                    ": pairs must have shape [P, 2] of (source i, target j), got ",
-                    pairs.sizes());
-  TORCH_CHECK_VALUE(pairs.device() == device, op, ": pairs must be on ", device,
-                    " like source and target, got ", pairs.device());
+  const TensorInfo pi = info(pairs);
+  check_pairs_shape(pi, device, op);
   if (pairs.numel() == 0) return;
+  // Before reading P pairs: the float64 [P] output, and the kernels' contiguous
+  // copy of pairs (an expanded view can describe terabytes).
+  const int64_t P = pi.size(0);
+  check_memory(add_sat(mul_sat(P, 8), pi.contiguous ? 0 : mul_sat(P, 16)), device,
+               c10::str("pairs of ", P, " rows"), op);
   // One reduction per column; on CUDA this is the one sync the op needs.
   const auto lo = std::get<0>(pairs.min(0));
   const auto hi = std::get<0>(pairs.max(0));
@@ -155,27 +338,30 @@ void check_pairs(const at::Tensor& pairs, const SeriesPlan& p, const at::Device&
                     p.J, "), found values in [", b[1], ", ", b[3], "]");
 }
 
-void check_history(int64_t k, int64_t l, const char* op) {
-  TORCH_CHECK_VALUE(k >= 1, op, ": k (target history length) must be >= 1, got ", k);
-  TORCH_CHECK_VALUE(l >= 1, op, ": l (source history length) must be >= 1, got ", l);
-  // k and l are bounded one at a time first: k + l itself could overflow.
-  if (k < kMaxHistoryBits && l < kMaxHistoryBits && k + l + 1 <= kMaxHistoryBits) return;
-  const bool small = k <= (int64_t(1) << 31) && l <= (int64_t(1) << 31);
-  TORCH_CHECK_VALUE(false, op, ": k + l = ",
-                    small ? std::to_string(k + l) : std::to_string(k) + " + " + std::to_string(l),
-                    " is too large: 2^(k+l+1) bins per pair cannot be held in memory "
-                    "(k + l + 1 must be <= ", kMaxHistoryBits, ")");
-}
-
-int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op) {
+int64_t check_counts(const TensorInfo& counts, int64_t k, int64_t l, const char* op) {
   check_history(k, l, op);
-  TORCH_CHECK_TYPE(at::isIntegralType(counts.scalar_type(), /*includeBool=*/false), op,
+  TORCH_CHECK_TYPE(at::isIntegralType(counts.dtype, /*includeBool=*/false), op,
                    ": counts must be an integer tensor (int64 from joint_counts), got dtype ",
-                   counts.scalar_type());
+                   counts.dtype);
+  TORCH_CHECK_TYPE(counts.dtype != at::kUInt64, op,
+                   ": counts must be int8 .. int64 or uint8 .. uint32 (int64 from joint_counts), "
+                   "got dtype ", counts.dtype);
   TORCH_CHECK_VALUE(counts.dim() >= 1, op, ": counts must have at least one dimension");
   const int64_t bins = int64_t(1) << (k + l + 1);
   TORCH_CHECK_VALUE(counts.size(-1) == bins, op, ": counts' last dimension must be 2^(k+l+1) = ",
                     bins, " for k=", k, ", l=", l, ", got ", counts.size(-1));
+  return bins;
+}
+
+int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op) {
+  TORCH_CHECK_VALUE(counts.defined(), op, ": counts is undefined");
+  const TensorInfo c = info(counts);
+  const int64_t bins = check_counts(c, k, l, op);
+  // The float64 output, and an int64 contiguous copy unless counts is one.
+  const int64_t n = c.numel();
+  const bool copy = !(c.contiguous && c.dtype == at::kLong);
+  check_memory(add_sat(mul_sat(n / std::max<int64_t>(bins, 1), 8), copy ? mul_sat(n, 8) : 0),
+               c.device, c10::str("counts of shape ", c.sizes), op);
   return bins;
 }
 

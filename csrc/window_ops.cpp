@@ -77,17 +77,6 @@ at::Tensor unpack_rows(const at::Tensor& packed, int64_t cols) {
 }
 
 // Packed rows of samples first .. last-1 of a ring of W rows, oldest first.
-void check_ring(const at::Tensor& ring, const char* name, int64_t cols, const at::Tensor& like,
-                const char* op) {
-  TORCH_CHECK_TYPE(ring.scalar_type() == at::kByte, op, ": ", name, " must be uint8, got ",
-                   ring.scalar_type());
-  TORCH_CHECK_VALUE(ring.dim() == 2 && ring.size(1) == (cols + 7) / 8 && ring.is_contiguous(), op,
-                    ": ", name, " must be a contiguous [window, ceil(", cols, " / 8)], got ",
-                    ring.sizes());
-  TORCH_CHECK_VALUE(ring.device() == like.device(), op, ": ", name, " must be on ",
-                    like.device(), ", got ", ring.device());
-}
-
 at::Tensor ring_rows(const at::Tensor& ring, int64_t first, int64_t last) {
   const int64_t W = ring.size(0), a = first % W, n = last - first;
   if (a + n <= W) return ring.narrow(0, a, n);
@@ -136,72 +125,6 @@ void window_append_composite(at::Tensor& counts, at::Tensor& source_ring,
 }
 
 }  // namespace
-
-void check_threshold_dtype(const at::Tensor& x, std::optional<double> threshold,
-                           const char* name, const char* op) {
-  TORCH_CHECK_TYPE(!x.is_complex(), op, ": ", name, " has complex dtype ", x.scalar_type());
-  TORCH_CHECK_TYPE(threshold.has_value() || !x.is_floating_point(), op, ": ", name,
-                   " has dtype ", x.scalar_type(), " but ", name,
-                   "_threshold is None; give a threshold to binarise it as value > threshold");
-}
-
-void raise_bad_value(std::optional<double> threshold, const char* name, double value,
-                     const char* op) {
-  if (threshold.has_value()) {
-    C10_THROW_ERROR(ValueError, c10::str(op, ": ", name, " contains NaN; with ", name,
-                                         "_threshold=", *threshold, " every value must be a number"));
-  }
-  C10_THROW_ERROR(ValueError, c10::str(op, ": ", name, " contains the value ", value, " but ",
-                                       name, "_threshold is None, so only 0 and 1 are allowed"));
-}
-
-WindowArgs check_window_args(const at::Tensor& counts, const at::Tensor& source_ring,
-                             const at::Tensor& target_ring, const at::Tensor& source,
-                             const at::Tensor& target, int64_t seen, int64_t k, int64_t l,
-                             int64_t delay, std::optional<double> source_threshold,
-                             std::optional<double> target_threshold, const char* op) {
-  TORCH_CHECK_VALUE(source.dim() == 2 && target.dim() == 2, op,
-                    ": source and target must be [B, neurons], got ", source.sizes(), " and ",
-                    target.sizes());
-  TORCH_CHECK_VALUE(source.size(0) == target.size(0), op,
-                    ": source and target must have the same number of rows B, got ",
-                    source.size(0), " and ", target.size(0));
-  TORCH_CHECK_VALUE(source.device() == target.device(), op,
-                    ": source and target must be on the same device, got ", source.device(),
-                    " and ", target.device());
-  check_history(k, l, op);
-  TORCH_CHECK_VALUE(delay >= 1, op, ": delay must be >= 1, got ", delay);
-  TORCH_CHECK_VALUE(seen >= 0, op, ": seen must be >= 0, got ", seen);
-  for (const auto& [name, thr] : {std::pair{"source_threshold", source_threshold},
-                                  std::pair{"target_threshold", target_threshold}}) {
-    TORCH_CHECK_VALUE(!thr.has_value() || !std::isnan(*thr), op, ": ", name, " must not be NaN");
-  }
-  WindowArgs a;
-  a.I = source.size(1);
-  a.J = target.size(1);
-  a.B = source.size(0);
-  check_ring(source_ring, "source_ring", a.I, source, op);
-  check_ring(target_ring, "target_ring", a.J, source, op);
-  a.W = source_ring.size(0);
-  a.n0 = math::first_observation(k, l, delay);
-  TORCH_CHECK_VALUE(target_ring.size(0) == a.W, op,
-                    ": source_ring and target_ring must hold the same window, got ", a.W,
-                    " and ", target_ring.size(0), " rows");
-  TORCH_CHECK_VALUE(a.W > a.n0, op, ": the window (", a.W,
-                    " rows) must be > max(k, l - 1 + delay) = ", a.n0);
-  a.track = counts.numel() > 0;
-  if (a.track) {
-    const int64_t bins = int64_t(1) << (k + l + 1);
-    TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, op, ": counts must be int64, got ",
-                     counts.scalar_type());
-    TORCH_CHECK_VALUE(counts.sizes() == at::IntArrayRef({a.I, a.J, bins}), op,
-                      ": counts must be [", a.I, ", ", a.J, ", ", bins,
-                      "] (or empty, to keep no counts), got ", counts.sizes());
-    TORCH_CHECK_VALUE(counts.device() == source.device() && counts.is_contiguous(), op,
-                      ": counts must be contiguous on ", source.device());
-  }
-  return a;
-}
 
 TORCH_LIBRARY_IMPL(te, CompositeExplicitAutograd, m) {
   m.impl("window_append_", &window_append_composite);

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "te_plan.h"
+
 namespace te {
 
 struct WindowStep {
@@ -54,14 +56,22 @@ struct WindowArgs {
   bool track = false;  // counts is non-empty: keep them
 };
 
-// Checks every argument of window_append_ (op name `op` in messages).
+// Checks every argument of window_append_ (op name `op` in messages) from the
+// tensors' metadata only (window_plan.cpp): the kernels and the fake kernel
+// (te_ext/_fake.py, through te_ext._C) run this same function.
+WindowArgs check_window_args(const TensorInfo& counts, const TensorInfo& source_ring,
+                             const TensorInfo& target_ring, const TensorInfo& source,
+                             const TensorInfo& target, int64_t seen, int64_t k, int64_t l,
+                             int64_t delay, std::optional<double> source_threshold,
+                             std::optional<double> target_threshold, const char* op);
 WindowArgs check_window_args(const at::Tensor& counts, const at::Tensor& source_ring,
                              const at::Tensor& target_ring, const at::Tensor& source,
                              const at::Tensor& target, int64_t seen, int64_t k, int64_t l,
                              int64_t delay, std::optional<double> source_threshold,
                              std::optional<double> target_threshold, const char* op);
 
-// TypeError for a floating (or complex) side without a threshold.
+// check_series_dtype of side `name` ("source" / "target") against its
+// `name`_threshold; check_window_args already runs it for both sides.
 void check_threshold_dtype(const at::Tensor& x, std::optional<double> threshold,
                            const char* name, const char* op);
 

@@ -20,6 +20,11 @@ Conventions shared by every op (the contract):
 * ``threshold``: if given, input is binarised inside the kernel as ``value > threshold``
   (compared in double precision; a NaN input raises). If ``None``, the input must be bool
   or an integer dtype holding only 0 and 1.
+* Dtypes: the kernels read bool, uint8, int8, int16, int32, int64, float16, bfloat16,
+  float32 and float64. These functions also take uint16, uint32, uint64 and float8 series,
+  which they convert first (a copy; ``torch.ops.te.*`` itself raises TypeError for them).
+* ``k``, ``l``, ``delay`` must be ints; a bool raises TypeError here (the op schemas would
+  read ``True`` as 1).
 """
 
 from __future__ import annotations
@@ -31,6 +36,32 @@ from torch import Tensor
 
 __all__ = ["joint_counts", "te_from_counts", "transfer_entropy", "transfer_entropy_pairs"]
 
+# Series dtypes the kernels do not read, and what each becomes: without a threshold
+# (0/1 values, checked by the kernel after the conversion) and with one (compared in
+# double precision either way, so the conversion changes no result). A uint64 value of
+# 2^63 or more wraps to a negative int64: still rejected as "not 0/1", but named as that.
+_CONVERT_01 = {torch.uint16: torch.int32, torch.uint32: torch.int64, torch.uint64: torch.int64}
+_CONVERT_THRESHOLD = {torch.uint16: torch.int32, torch.uint32: torch.int64,
+                      torch.uint64: torch.float64}
+for _name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
+    if hasattr(torch, _name):  # float8 without a threshold stays: the kernel names it
+        _CONVERT_THRESHOLD[getattr(torch, _name)] = torch.float32
+
+
+def _series(x: Tensor, threshold: Optional[float]) -> Tensor:
+    if not isinstance(x, Tensor):
+        return x  # the op raises, naming the argument
+    wider = (_CONVERT_01 if threshold is None else _CONVERT_THRESHOLD).get(x.dtype)
+    return x if wider is None else x.to(wider)
+
+
+def _check_ints(op: str, **values) -> None:
+    for name, v in values.items():
+        if type(v) is bool:
+            raise TypeError(f"te.{op}: {name} must be an int, got bool ({v})")
+        if type(v) is int and not -2**63 <= v < 2**63:
+            raise ValueError(f"te.{op}: {name} = {v} does not fit in int64")
+
 
 def joint_counts(source: Tensor, target: Tensor, k: int = 1, l: int = 1, delay: int = 1,
                  threshold: Optional[float] = None) -> Tensor:
@@ -40,7 +71,9 @@ def joint_counts(source: Tensor, target: Tensor, k: int = 1, l: int = 1, delay: 
     pair (source ``i``, target ``j``) that fall in ``bin = (y[n] << (k+l)) | (ypast << l) | xpast``.
     Each pair's counts sum to ``R * (T - n0)``. See the module docstring for the conventions.
     """
-    return torch.ops.te.joint_counts(source, target, k, l, delay, threshold)
+    _check_ints("joint_counts", k=k, l=l, delay=delay)
+    return torch.ops.te.joint_counts(_series(source, threshold), _series(target, threshold), k, l,
+                                     delay, threshold)
 
 
 def te_from_counts(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
@@ -51,6 +84,7 @@ def te_from_counts(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
     ``(sum f(c_bin) + sum f(c_ypast) - sum f(c_ypast,xpast) - sum f(c_ynext,ypast)) / N``
     with ``f(c) = c log2 c`` and ``N`` the pair's total. A pair with no observations gives 0.
     """
+    _check_ints("te_from_counts", k=k, l=l)
     return torch.ops.te.te_from_counts(counts, k, l)
 
 
@@ -62,7 +96,9 @@ def transfer_entropy(source: Tensor, target: Tensor, k: int = 1, l: int = 1, del
     ``[I, J, bins]`` histogram is never materialised. Equal to
     ``te_from_counts(joint_counts(...), k, l)``.
     """
-    return torch.ops.te.transfer_entropy(source, target, k, l, delay, threshold)
+    _check_ints("transfer_entropy", k=k, l=l, delay=delay)
+    return torch.ops.te.transfer_entropy(_series(source, threshold), _series(target, threshold),
+                                         k, l, delay, threshold)
 
 
 def transfer_entropy_pairs(source: Tensor, target: Tensor, pairs: Tensor, k: int = 1,
@@ -73,4 +109,7 @@ def transfer_entropy_pairs(source: Tensor, target: Tensor, pairs: Tensor, k: int
     Entry ``q`` equals ``transfer_entropy(source, target, ...)[pairs[q, 0], pairs[q, 1]]``;
     the cost is proportional to ``P``, not ``I * J``.
     """
-    return torch.ops.te.transfer_entropy_pairs(source, target, pairs, k, l, delay, threshold)
+    _check_ints("transfer_entropy_pairs", k=k, l=l, delay=delay)
+    return torch.ops.te.transfer_entropy_pairs(_series(source, threshold),
+                                               _series(target, threshold), pairs, k, l, delay,
+                                               threshold)

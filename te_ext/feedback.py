@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_int
+from ._checks import check_int, check_window
 from ._ops import te_from_counts, transfer_entropy_pairs
 from .window import StreamingJointCounts
 
@@ -109,14 +109,14 @@ class TEFeedback:
             raise TypeError(f"pair_fraction must be a number in (0, 1], got {type(pair_fraction).__name__}")
         if not 0.0 < float(pair_fraction) <= 1.0:
             raise ValueError(f"pair_fraction must be in (0, 1], got {pair_fraction}")
-        for name, value in (("k", k), ("l", l), ("delay", delay), ("every", every)):
-            check_int(name, value, 1)
+        check_int("every", every, 1)
         check_int("seed", seed, 0)
-        n0 = max(k, l - 1 + delay)
-        check_int("window", window, 1)
-        if window <= n0:
-            raise ValueError(f"window must be > max(k, l - 1 + delay) = {n0} (at least k + 1 "
-                             f"samples), got {window}")
+        n_src = linear.out_features if rule == "authors_code" else linear.in_features
+        n_tgt = linear.out_features
+        # k, l, delay, window: bounded as the ops bound them, and the window's state must fit
+        # in memory, before StreamingJointCounts allocates it.
+        check_window("TEFeedback", n_src, n_tgt, window, k, l, delay, linear.weight.device,
+                     float(pair_fraction) == 1.0)
 
         self.linear, self.rule, self.every, self.seed = linear, rule, every, seed
         self.window_size, self.k, self.l, self.delay = window, k, l, delay
@@ -125,8 +125,6 @@ class TEFeedback:
         self.target_transform, self._transform = target_transform, transform
         self.pair_fraction = float(pair_fraction)
         weight = linear.weight
-        n_src = linear.out_features if rule == "authors_code" else linear.in_features
-        n_tgt = linear.out_features
         self.window = StreamingJointCounts(n_src, n_tgt, window, k=k, l=l, delay=delay,
                                            device=weight.device,
                                            track_counts=self.pair_fraction == 1.0)

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._checks import check_int
+from ._checks import check_window
 
 
 __all__ = ["StreamingJointCounts"]
@@ -23,7 +23,8 @@ __all__ = ["StreamingJointCounts"]
 
 def _unpack_rows(packed: Tensor, cols: int, shifts: Tensor) -> Tensor:
     """uint8 [n, ceil(C / 8)] (bit c % 8 of byte c // 8 = column c) -> uint8 0/1 [n, C]."""
-    return ((packed.unsqueeze(-1) >> shifts) & 1).view(packed.shape[0], -1)[:, :cols]
+    # An explicit width: view(n, -1) is ambiguous for an empty window (n = 0).
+    return ((packed.unsqueeze(-1) >> shifts) & 1).view(packed.shape[0], packed.shape[1] * 8)[:, :cols]
 
 
 class StreamingJointCounts:
@@ -45,17 +46,13 @@ class StreamingJointCounts:
     def __init__(self, num_source: int, num_target: int, window: int, *, k: int = 1, l: int = 1,
                  delay: int = 1, device: Optional[torch.device | str] = None,
                  track_counts: bool = True) -> None:
-        for name, v in (("num_source", num_source), ("num_target", num_target), ("k", k),
-                        ("l", l), ("delay", delay), ("window", window)):
-            check_int(name, v, 1)
-        self.n0 = max(k, l - 1 + delay)
-        if window <= self.n0:
-            raise ValueError(f"window must be > max(k, l - 1 + delay) = {self.n0} so that it "
-                             f"holds at least one observation, got {window}")
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        # Bounds first (k + l as the ops allow), then the memory the state needs.
+        self.n0 = check_window("StreamingJointCounts", num_source, num_target, window, k, l, delay,
+                               device, track_counts)
         self.num_source, self.num_target, self.window = num_source, num_target, window
         self.k, self.l, self.delay = k, l, delay
         self.track_counts = track_counts
-        device = torch.device(device) if device is not None else torch.device("cpu")
         self._shifts = torch.arange(8, dtype=torch.uint8, device=device)
         self.source_ring = torch.zeros(window, (num_source + 7) // 8, dtype=torch.uint8, device=device)
         self.target_ring = torch.zeros(window, (num_target + 7) // 8, dtype=torch.uint8, device=device)

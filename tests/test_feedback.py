@@ -243,8 +243,10 @@ def test_several_feedbacks_coexist():
 
 
 def test_amp_autocast_cpu_runs_and_scales():
-    model = _mlp()
-    fb = TEFeedback(model[2], window=16, target_transform="softmax")
+    """Under CPU autocast (bf16) the weight's gradient is the plain gradient times (1 + T)^T."""
+    model, plain = _mlp(), _mlp()
+    # Threshold 0.25 on a 4-way softmax: targets fire from the start, so T > 0 early.
+    fb = TEFeedback(model[2], window=16, target_transform="softmax", target_threshold=0.25)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for x, y in _batches(4, 8):
         opt.zero_grad()
@@ -253,6 +255,21 @@ def test_amp_autocast_cpu_runs_and_scales():
         loss.backward()
         opt.step()
     assert fb.te is not None and torch.isfinite(model[2].weight).all()
+    # One more step, beside a hook-free copy of the same weights on the same batch.
+    plain.load_state_dict(model.state_dict())
+    x, y = _batches(1, 8, seed=5)[0]
+    grads = []
+    for net in (model, plain):
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x)
+            assert out.dtype == torch.bfloat16  # autocast really ran the Linear in bf16
+            nn.functional.cross_entropy(out, y).backward()
+        grads.append(net[2].weight.grad.clone())
+    scale = (1.0 + fb.te).t()  # T of this very step: the forward hook refreshed it
+    assert fb.te.max() > 0.01, "T is ~0: the test would not see the scaling"
+    assert not torch.allclose(grads[0], grads[1])
+    torch.testing.assert_close(grads[0], grads[1] * scale, rtol=1e-6, atol=0)
 
 
 def test_torch_compile_smoke():

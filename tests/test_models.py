@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,3 +150,20 @@ def test_presets_markdown_matches_code():
         assert f"| {p.batch_size} |" in row
     assert "Linear 576→144→10" in md and "Linear 2304→600→120→10" in md
     assert models.PRESETS is PRESETS
+
+
+def _readme_presets_block() -> str:
+    """The README's preset table and its TE-settings line: the block after "The presets"."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("The presets"))
+    first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("| preset"))
+    last = next(i for i in range(first, len(lines)) if lines[i].startswith("TE settings"))
+    return "\n".join(lines[first:last + 1])
+
+
+def test_readme_preset_table_is_presets_markdown():
+    # models.py says the README shows this exact table: hold it to that.
+    block = _readme_presets_block()
+    assert block.count("\n| `") == len(PRESETS)
+    assert block == presets_markdown()

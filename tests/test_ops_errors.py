@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 
 import numpy as np
@@ -199,21 +198,15 @@ def test_huge_histories_rejected_before_allocating(op, k, l):
         call(op, bits(100, 3), bits(100, 2), k=k, l=l)
 
 
-def _physical_memory() -> int:
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 @pytest.mark.parametrize("op", SERIES_OPS)
 @pytest.mark.parametrize("k,l", [(15, 15), (16, 15)])
 def test_histories_too_large_for_memory(op, k, l):
-    """Legal k + l whose histograms do not fit: a ValueError about memory, before allocating."""
+    """Legal k + l whose histograms do not fit: a ValueError about memory, before allocating.
+
+    joint_counts returns every pair's histogram (here 1 TiB or more); the fused ops fill one
+    histogram per thread at a time (32 GiB or more). The check compares with the memory
+    available now, which the address-space cap bounds by 4 GiB here, so it always refuses."""
     I = J = 8
-    histogram = 2 ** (k + l + 1) * 8
-    # joint_counts returns every pair's histogram (here 1 TiB or more); the
-    # fused ops fill one histogram per thread at a time.
-    needed = I * J * histogram if op == "joint_counts" else torch.get_num_threads() * histogram
-    if needed <= _physical_memory():
-        pytest.skip(f"this machine could hold the {needed} bytes; nothing to refuse")
     with address_space_headroom(), pytest.raises(ValueError, match=r"k=%d, l=%d.*memory" % (k, l)):
         call(op, bits(200, I), bits(200, J), k=k, l=l)
 
@@ -334,3 +327,80 @@ def test_counts_at_the_int64_limit_still_work():
     counts = torch.tensor([[2**60 - 1] * 8, [2**60 - 1, 1, 0, 5, 2**59, 0, 3, 2**60 - 1]])
     np.testing.assert_allclose(te_ext.te_from_counts(counts).numpy(),
                                te_from_counts_ref(counts.numpy()), rtol=0, atol=1e-12)
+
+
+# --- dtypes the kernels do not read, and bools as ints (issue #15, item 7) ---------------
+
+UINT_DTYPES = [getattr(torch, n) for n in ("uint16", "uint32", "uint64") if hasattr(torch, n)]
+FLOAT8_DTYPES = [getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, n)]
+
+
+@pytest.mark.parametrize("op", SERIES_OPS)
+@pytest.mark.parametrize("dtype", UINT_DTYPES)
+def test_wide_unsigned_01_series_are_converted(op, dtype):
+    x, y = bits(60, 3), bits(60, 2)
+    want = call(op, x, y, k=2)
+    assert torch.equal(call(op, x.to(dtype), y.to(dtype), k=2), want)
+    assert torch.equal(call(op, x.to(dtype), y, k=2, threshold=0.5), want)
+    bad = x.to(dtype)
+    bad[5, 1] = 7
+    with pytest.raises(ValueError, match=r"source contains the value 7"):
+        call(op, bad, y)
+
+
+@pytest.mark.parametrize("op", SERIES_OPS)
+@pytest.mark.parametrize("dtype", FLOAT8_DTYPES)
+def test_float8_with_a_threshold_is_converted(op, dtype):
+    g = torch.Generator().manual_seed(3)
+    x8 = torch.randn(60, 3, generator=g).to(dtype)
+    y = bits(60, 2)
+    want = call(op, x8.to(torch.float32), y, threshold=0.25)
+    assert torch.equal(call(op, x8, y, threshold=0.25), want)
+    with pytest.raises(TypeError, match=r"source has dtype Float8.* threshold is None"):
+        call(op, x8, y)
+
+
+@pytest.mark.parametrize("op", SERIES_OPS)
+@pytest.mark.parametrize("dtype", UINT_DTYPES + FLOAT8_DTYPES)
+def test_raw_ops_name_unsupported_dtypes(op, dtype):
+    # torch.ops.te.* convert nothing: a TypeError that names the argument and lists dtypes.
+    x = torch.zeros(60, 3, dtype=dtype)
+    fn = getattr(torch.ops.te, op)
+    args = (torch.zeros(1, 2, dtype=torch.int64),) if op == "transfer_entropy_pairs" else ()
+    with pytest.raises(TypeError, match=r"source has dtype .*supported: bool, uint8"):
+        fn(x, bits(60, 2), *args, 1, 1, 1, 0.5)
+    with pytest.raises(TypeError, match=r"target has dtype .*supported: bool, uint8"):
+        fn(bits(60, 3), x, *args, 1, 1, 1, 0.5)
+
+
+@pytest.mark.parametrize("name", ["window_append_", "_window_append_generic_"])
+def test_window_names_unsupported_dtypes(name):
+    w = te_ext.StreamingJointCounts(3, 2, 10)
+    with pytest.raises(TypeError, match=r"source has dtype UInt16.*supported"):
+        getattr(torch.ops.te, name)(w.counts, w.source_ring, w.target_ring,
+                                    torch.zeros(2, 3, dtype=torch.uint16), bits(2, 2), 0, 1, 1,
+                                    1, None, None)
+
+
+@pytest.mark.parametrize("op", SERIES_OPS)
+@pytest.mark.parametrize("arg", ["k", "l", "delay"])
+@pytest.mark.parametrize("value", [True, False])
+def test_bool_int_arguments_are_type_errors(op, arg, value):
+    with pytest.raises(TypeError, match=rf"{arg} must be an int, got bool"):
+        call(op, bits(50, 3), bits(50, 2), **{arg: value})
+
+
+@pytest.mark.parametrize("arg", ["k", "l"])
+def test_te_from_counts_bool_history_is_a_type_error(arg):
+    with pytest.raises(TypeError, match=rf"{arg} must be an int, got bool"):
+        te_ext.te_from_counts(torch.zeros(2, 8, dtype=torch.int64), **{arg: True})
+
+
+@pytest.mark.parametrize("arg", ["window", "k", "l", "delay"])
+def test_window_classes_reject_bools(arg):
+    kw = dict(window=10)
+    kw[arg] = True
+    with pytest.raises(TypeError, match=rf"{arg} must be an int, got bool"):
+        te_ext.StreamingJointCounts(3, 2, **kw)
+    with pytest.raises(TypeError, match=rf"{arg} must be an int, got bool"):
+        te_ext.TEFeedback(torch.nn.Linear(3, 2), **kw)
