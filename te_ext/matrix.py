@@ -100,7 +100,7 @@ def load_npy(path: str) -> np.ndarray:
         bad = (chunk != 0) & (chunk != 1)
         if bad.any():
             t_bad, n_bad = np.argwhere(bad)[0]
-            raise InputError(f"{path}: not binary: value {chunk[t_bad, n_bad]!r} at [{t + t_bad}, "
+            raise InputError(f"{path}: not binary: value {chunk[t_bad, n_bad].item()!r} at [{t + t_bad}, "
                              f"{n_bad}]; expected only 0 and 1")
         out[t:t + rows] = chunk != 0
     return out

@@ -125,7 +125,7 @@ def test_series_too_short_for_the_largest_delay():
 def test_other_bad_input_is_named():
     x = torch.zeros(50, 2, dtype=torch.bool)
     with pytest.raises(ValueError, match="source contains the value 2"):
-        te_ext.transfer_entropy_delays(x.to(torch.uint8) * 2, x, [1, 2])
+        te_ext.transfer_entropy_delays(torch.full((50, 2), 2, dtype=torch.uint8), x, [1, 2])
     with pytest.raises(ValueError, match="target contains NaN"):
         te_ext.transfer_entropy_delays(torch.rand(50, 2), torch.full((50, 2), float("nan")),
                                        [1], threshold=0.5)
