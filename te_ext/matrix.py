@@ -293,6 +293,9 @@ class AtomicNpz:
     def commit(self, **arrays) -> None:
         self.te.flush()
         np.savez(self.npz_path, te=self.te, **arrays)  # written in chunks from the memmap
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.npz_path, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary only
         os.replace(self.npz_path, self.out)
 
     def discard(self) -> None:

@@ -215,3 +215,26 @@ def test_significance_flag(tmp_path, capsys):
         p = z["p_value"]
     assert p.shape == (3, 3) and ((p > 0) & (p <= 1)).all()
     assert p[0, 1] == 1 / 21  # the planted 0 -> 1 link
+
+
+def test_under_torchrun_equals_single_process(tmp_path):
+    """Two gloo ranks through torchrun (uneven blocks of pairs): the same file as one process."""
+    import socket
+
+    import torch.distributed as dist
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    x = _series(T=300, n=7, seed=4)
+    np.save(tmp_path / "rec.npy", x)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dist.npz"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                        "--master-addr", "127.0.0.1", "--master-port", str(port), "-m",
+                        "te_ext.matrix", str(tmp_path / "rec.npy"), "--delays", "1:4", "--block",
+                        "3", "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    _check_output(out, x, [1, 2, 3, 4])
+    assert _leftovers(tmp_path) == []
