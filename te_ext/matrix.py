@@ -436,7 +436,7 @@ def compute_and_write(args, series: np.ndarray, out: str, ranks: _Ranks, extra=N
     writer = AtomicNpz(out, (len(delays), n, n), dtype) if ranks.rank == 0 else None
     try:
         peak = np.empty((n, n), dtype=dtype) if writer else None
-        peak_delay = np.empty((n, n), dtype=np.int64) if writer else None
+        peak_delay = np.empty((n, n), dtype=np.int32) if writer else None
         delay_scan(x, delays, k=k, l=l, te_out=writer.te if writer else None, peak=peak,
                    peak_delay=peak_delay, block=block_size(n, len(delays), args.block),
                    ranks=ranks)
