@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 import te_ext
@@ -135,3 +137,17 @@ def test_other_bad_input_is_named():
         te_ext.transfer_entropy_delays(x, x, [1], k=0)
     with pytest.raises(ValueError, match="same length T"):
         te_ext.transfer_entropy_delays(x, x[:40], [1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 3), l=st.integers(1, 3),
+       delays=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+       I=st.integers(1, 70), J=st.integers(1, 20), R=st.sampled_from([None, 1, 2, 3]),
+       extra=st.integers(1, 140), p=st.floats(0.05, 0.95))
+def test_property_equals_the_loop(seed, k, l, delays, I, J, R, extra, p):
+    rng = np.random.default_rng(seed)
+    T = max(k, l - 1 + max(delays)) + extra
+    x = torch.from_numpy(random_series(rng, T, I, R=R, p=p))
+    y = torch.from_numpy(random_series(rng, T, J, R=R, p=p))
+    assert torch.equal(te_ext.transfer_entropy_delays(x, y, delays, k=k, l=l),
+                       _loop(x, y, delays, k, l))
