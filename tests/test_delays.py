@@ -151,3 +151,27 @@ def test_property_equals_the_loop(seed, k, l, delays, I, J, R, extra, p):
     y = torch.from_numpy(random_series(rng, T, J, R=R, p=p))
     assert torch.equal(te_ext.transfer_entropy_delays(x, y, delays, k=k, l=l),
                        _loop(x, y, delays, k, l))
+
+
+def test_many_replicates_take_the_general_scan():
+    # k = l = 1 with more than 64 replicates leaves the first-order scan for the general one
+    rng = np.random.default_rng(11)
+    x = torch.from_numpy(random_series(rng, 12, 3, R=70))
+    y = torch.from_numpy(random_series(rng, 12, 2, R=70))
+    assert torch.equal(te_ext.transfer_entropy_delays(x, y, [1, 4, 2]), _loop(x, y, [1, 4, 2], 1, 1))
+
+
+@pytest.mark.parametrize("R", [None, 2])
+def test_first_order_scan_equals_the_general_scan(monkeypatch, R):
+    """k = l = 1 has its own scan (2 target streams a delay); TE_EXT_DELAYS_GENERAL=1 forces the
+    general one. Both equal the loop, for contiguous, sparse and unsorted delays."""
+    rng = np.random.default_rng(21)
+    x = torch.from_numpy(random_series(rng, 333, 9, R=R, p=0.2))
+    y = torch.from_numpy(coupled_series(rng, x.numpy(), 6, lag=5, noise=0.3))
+    for delays in (list(range(1, 31)), [7, 2, 30, 2], [64, 1, 65]):
+        fast = te_ext.transfer_entropy_delays(x, y, delays)
+        monkeypatch.setenv("TE_EXT_DELAYS_GENERAL", "1")
+        general = te_ext.transfer_entropy_delays(x, y, delays)
+        monkeypatch.delenv("TE_EXT_DELAYS_GENERAL")
+        assert torch.equal(fast, general)
+        assert torch.equal(fast, _loop(x, y, delays, 1, 1))

@@ -20,10 +20,12 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/stack.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -175,6 +177,178 @@ int64_t sat_mul(int64_t a, int64_t b) {
   return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
 }
 
+// ---------------------------------------------------------------------------
+// k = l = 1: two target streams a delay instead of three.
+//
+// With A(e) = sum_{n in [e, T)} x[n-e] y[n] (lag e, over lag e's own window) and
+// C(d) = sum_{n in [d, T)} x[n-d] y[n] y[n-1], the count against the past,
+// B(d) = sum_{n in [d, T)} x[n-d] y[n-1], is A(d-1) over one observation less:
+// A(d-1) - x[T-d] y[T-1] (per replicate). So the streams are the source at every
+// lag in {d - 1, d} (as the streams of one "neuron", so a tile holds all lags of
+// a pair) against two target streams, y and y & y[-1], and a pair's one-hot
+// cross counts at delay d are (B - C, A - C, C) for ys = 1, 2, 3: the same
+// integers the one-hot product gives, so the same TE bit for bit.
+
+// Bits [a, b) of a packed row, popcounted.
+int64_t range_popcount(const uint64_t* row, int64_t a, int64_t b) {
+  return b > a ? prefix_popcount(row, b) - prefix_popcount(row, a) : 0;
+}
+
+at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
+                            c10::IntArrayRef delays, const SeriesPlan& pb) {
+  const int64_t D = static_cast<int64_t>(delays.size());
+  const int64_t I = pb.I, J = pb.J, R = pb.R, T = pb.T;
+  const SeriesPlan pr = raw_series_plan(pb);  // slot n = time n, every replicate
+  const int64_t W = pr.words, RW = pb.raw_words;
+  // The lags: every delay and the one before it.
+  std::vector<int64_t> lags;
+  for (const int64_t d : delays) {
+    lags.push_back(d - 1);
+    lags.push_back(d);
+  }
+  std::sort(lags.begin(), lags.end());
+  lags.erase(std::unique(lags.begin(), lags.end()), lags.end());
+  const int64_t L = static_cast<int64_t>(lags.size());
+  auto lag_index = [&](int64_t e) {
+    return std::lower_bound(lags.begin(), lags.end(), e) - lags.begin();
+  };
+  std::vector<int64_t> at_d(D), at_prev(D), nobs(D);
+  for (int64_t q = 0; q < D; ++q) {
+    at_d[q] = lag_index(delays[q]);
+    at_prev[q] = lag_index(delays[q] - 1);
+    nobs[q] = R * (T - delays[q]);  // n0 = max(1, delay) = delay
+  }
+  {
+    int64_t bytes = sat_mul(sat_mul(sat_mul(D, I), J), 8);
+    bytes = sat_add(bytes, sat_mul(sat_mul(sat_add(I, sat_mul(J, 3)), W), 8));
+    bytes = sat_add(bytes, kChunkBytes);
+    check_fits(bytes, host_memory_bytes(), pb, kOp);
+  }
+  const PackedSide xs = pack_side_cpu(source, pr, /*is_target=*/false, 1, kOp, "source");
+  const PackedSide ys = pack_side_cpu(target, pr, /*is_target=*/false, 1, kOp, "target");
+  const uint64_t* xraw = reinterpret_cast<const uint64_t*>(xs.onehot.const_data_ptr<int64_t>());
+  const uint64_t* yraw = reinterpret_cast<const uint64_t*>(ys.onehot.const_data_ptr<int64_t>());
+  auto bit = [&](const uint64_t* row, int64_t r, int64_t t) -> uint64_t {
+    return (row[r * RW + t / math::kWordBits] >> (t % math::kWordBits)) & 1;
+  };
+
+  // Target streams y and z = y & y[-1] (z is 0 at the first step of each replicate).
+  const int64_t yrows = math::round_up(J * 2, kRowTile);
+  at::Tensor ystreams = at::zeros({yrows, W}, source.options().dtype(at::kLong));
+  uint64_t* yw = reinterpret_cast<uint64_t*>(ystreams.data_ptr<int64_t>());
+  std::vector<uint64_t> ylast(static_cast<size_t>(J));  // bit r: y_r[T-1]
+  std::vector<int64_t> ycount(static_cast<size_t>(D * J * 4));
+  std::vector<double> target_sum(static_cast<size_t>(D * J));
+  at::parallel_for(0, J, 16, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const uint64_t* y = yraw + j * W;
+      uint64_t* ys_ = yw + (2 * j) * W;
+      uint64_t* zs = yw + (2 * j + 1) * W;
+      for (int64_t r = 0; r < R; ++r) {
+        for (int64_t w = 0; w < RW; ++w) {
+          const uint64_t cur = y[r * RW + w];
+          const uint64_t prev = (cur << 1) | (w > 0 ? y[r * RW + w - 1] >> 63 : 0);
+          ys_[r * RW + w] = cur;
+          zs[r * RW + w] = cur & prev;
+        }
+        ylast[j] |= bit(y, r, T - 1) << r;
+      }
+      // The state counts of each delay's window [d, T), as the packer counts them.
+      for (int64_t q = 0; q < D; ++q) {
+        const int64_t d = delays[q];
+        int64_t sy = 0, sp = 0, sz = 0;
+        for (int64_t r = 0; r < R; ++r) {
+          sy += range_popcount(ys_ + r * RW, d, T);
+          sp += range_popcount(ys_ + r * RW, d - 1, T - 1);
+          sz += range_popcount(zs + r * RW, d, T);
+        }
+        int64_t* c = ycount.data() + (q * J + j) * 4;
+        c[3] = sz;
+        c[2] = sy - sz;
+        c[1] = sp - sz;
+        c[0] = nobs[q] - (c[1] + c[2] + c[3]);
+      }
+    }
+  });
+
+  at::Tensor out = at::empty({D, I, J}, source.options().dtype(at::kDouble));
+  double* o = out.data_ptr<double>();
+  PackedSide Y;
+  Y.onehot = ystreams;
+  Y.streams = 2;
+  // Sources in chunks, so the lagged streams stay under kChunkBytes.
+  const int64_t per_source = std::max<int64_t>(1, sat_mul(sat_mul(L, W), 8));
+  const int64_t chunk = std::clamp<int64_t>(kChunkBytes / per_source, 1, I);
+  const int64_t xrows = math::round_up(chunk * L, kRowTile);
+  at::Tensor xstreams = at::empty({xrows, W}, source.options().dtype(at::kLong));
+  uint64_t* xw = reinterpret_cast<uint64_t*>(xstreams.data_ptr<int64_t>());
+  std::vector<int64_t> xcount(static_cast<size_t>(chunk * D));  // x = 1 observations
+  std::vector<uint64_t> xlast(static_cast<size_t>(chunk * D));  // bit r: x_r[T-d]
+  SeriesPlan lag_plan = pr;  // one source stream at lag e, valid from n = e
+  with_clog(pb.nobs, [&](auto f) {
+    for (int64_t q = 0; q < D; ++q)
+      for (int64_t j = 0; j < J; ++j)
+        target_sum[q * J + j] = math::target_sum_from_marginals(
+            ycount.data() + (q * J + j) * 4, 1, f);
+    for (int64_t s0 = 0; s0 < I; s0 += chunk) {
+      const int64_t ns = std::min(chunk, I - s0);
+      at::parallel_for(0, ns, 4, [&](int64_t a0, int64_t a1) {
+        int64_t cnt[2];
+        for (int64_t a = a0; a < a1; ++a) {
+          const uint64_t* x = xraw + (s0 + a) * W;
+          for (int64_t e = 0; e < L; ++e) {
+            DelayView v{lags[e], lags[e], 0};
+            source_streams_for_delay(x, RW, lag_plan, v, xw + (a * L + e) * W, cnt);
+          }
+          for (int64_t q = 0; q < D; ++q) {
+            int64_t c = 0;
+            uint64_t last = 0;
+            for (int64_t r = 0; r < R; ++r) {
+              c += range_popcount(x + r * RW, 0, T - delays[q]);
+              last |= bit(x, r, T - delays[q]) << r;
+            }
+            xcount[a * D + q] = c;
+            xlast[a * D + q] = last;
+          }
+        }
+      });
+      std::fill(xw + ns * L * W, xw + xrows * W, uint64_t(0));
+      PackedSide X;
+      X.onehot = xstreams;
+      X.streams = L;
+      SeriesPlan ps = pr;
+      ps.I = ns;
+      for_all_tiles(X, Y, ps, [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                                  const int64_t* cross, int64_t ldc) {
+        int64_t bins[8];
+        for (int64_t a = i0; a < i1; ++a) {
+          const int64_t* crow = cross + (a - i0) * L * ldc;
+          for (int64_t q = 0; q < D; ++q) {
+            const int64_t* cd = crow + at_d[q] * ldc;
+            const int64_t* cp = crow + at_prev[q] * ldc;
+            const int64_t xc[2] = {nobs[q] - xcount[a * D + q], xcount[a * D + q]};
+            double* orow = o + (q * I + s0 + a) * J;
+            const uint64_t xl = xlast[a * D + q];
+            for (int64_t j = j0; j < j1; ++j) {
+              const int64_t b = (j - j0) * 2;
+              const int64_t A = cd[b], C = cd[b + 1];
+              const uint64_t both = xl & ylast[j];
+              const int64_t B = cp[b] - (R == 1 ? static_cast<int64_t>(both)
+                                                : static_cast<int64_t>(math::popcount64(both)));
+              const int64_t c3[3] = {B - C, A - C, C};
+              const int64_t* yc = ycount.data() + (q * J + j) * 4;
+              math::assemble_joint_counts(c3, 3, 1, xc, yc, nobs[q], 1, 1, bins);
+              orow[j] = math::te_from_joint_counts_given(bins, 1, 1, f, nobs[q],
+                                                         target_sum[q * J + j]);
+            }
+          }
+        }
+      });
+    }
+  });
+  return out;
+}
+
 at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tensor& target,
                                        c10::IntArrayRef delays, int64_t k, int64_t l,
                                        std::optional<double> threshold) {
@@ -187,6 +361,9 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
   // Histories too large for one-hot streams take transfer_entropy's
   // per-pair histograms, one delay at a time.
   if (!pb.onehot) return transfer_entropy_loop(source, target, delays, k, l, threshold);
+  // Replicates are one bit each of a word in the first-order scan's boundary terms.
+  if (k == 1 && l == 1 && pb.R <= 64 && !std::getenv("TE_EXT_DELAYS_GENERAL"))
+    return scan_first_order(source, target, delays, pb);
 
   const int64_t D = static_cast<int64_t>(delays.size());
   const int64_t I = pb.I, J = pb.J;
