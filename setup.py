@@ -110,6 +110,7 @@ setup(
     },
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
-    entry_points={"console_scripts": ["te-train = te_ext.experiments.train:main"]},
+    entry_points={"console_scripts": ["te-train = te_ext.experiments.train:main",
+                                      "te-matrix = te_ext.matrix:main"]},
     zip_safe=False,
 )

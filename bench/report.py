@@ -32,12 +32,13 @@ sys.path.insert(0, HERE)
 import torch  # noqa: E402
 
 import alternate  # noqa: E402
+import delays_target  # noqa: E402
 import conftest  # noqa: E402
 import workloads  # noqa: E402
 
 # Seconds of interleaved timing per target.
-TARGET_BUDGET_S = {"quick": {"P1": 3.0, "P2": 4.0, "P3": 8.0, "P4": 4.0},
-                   "full": {"P1": 10.0, "P2": 10.0, "P3": 30.0, "P4": 10.0}}
+TARGET_BUDGET_S = {"quick": {"P1": 3.0, "P2": 4.0, "P3": 8.0, "P4": 4.0, "D1": 6.0},
+                   "full": {"P1": 10.0, "P2": 10.0, "P3": 30.0, "P4": 10.0, "D1": 20.0}}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -263,6 +264,9 @@ TARGETS = {
            "plain", "le", 1.05, 1.05),
     "P4": ("TE window step at window 4096 / at window 512", "window=4096", "window=512",
            "le", 1.2, None),
+    "D1": ("transfer_entropy_delays, 30 delays / one transfer_entropy, 256×256 T=4096",
+           "te_ext transfer_entropy_delays(1..30)", "te_ext transfer_entropy (one delay)", "le",
+           12.0, 12.0),
 }
 
 
@@ -398,6 +402,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["P2"] = _guarded("P2", target_p2, budgets["P2"])
     results["P3"], subset = _guarded("P3", target_p3, budgets["P3"], extra=None)
     results["P4"], windows = _guarded("P4", target_p4, budgets["P4"], extra=[])
+    results["D1"] = _guarded("D1", delays_target.target_d1, budgets["D1"])
     # One thread on both sides: far less sensitive to a busy neighbour than two threads that
     # wait on each other, so a useful cross-check when the background load is high.
     with torch_threads(1):

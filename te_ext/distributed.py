@@ -1,0 +1,198 @@
+"""All-pairs TE past one machine: the [I, J] matrix sharded over ``torch.distributed`` ranks.
+
+Two ways to split the work, both exact (bit-identical to the single-process op):
+
+* ``shard="pairs"`` (default): every rank holds the full series and computes one contiguous
+  block of the matrix: rows ``[i0, i1)`` of all targets when ``I >= J``, else columns
+  ``[j0, j1)`` of all sources, the blocks as even as the world size allows (sizes differ by at
+  most one). A pair's TE depends only on its own counts and its target's marginals, so a block
+  computed alone equals the same entries of the whole matrix bit for bit.
+* ``shard="time"``: for series too long for one rank. The observations ``n0 .. T-1`` are split
+  into contiguous ranges, one per rank; each rank counts the int64 joint histogram of its range
+  (``joint_counts`` over its rows plus the ``n0`` rows of history before them), the counts are
+  all-reduced (integers: exact), and ``te_from_counts`` turns them into TE on every rank.
+  A rank may hold only its own rows: :func:`time_rows` says which.
+
+Works with gloo (CPU tensors) and NCCL (CUDA tensors: the series must be on this rank's GPU).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from ._ops import joint_counts, te_from_counts
+from ._ops import transfer_entropy as _transfer_entropy
+from .delays import _delay_list
+from .delays import transfer_entropy_delays as _transfer_entropy_delays
+
+__all__ = ["transfer_entropy", "transfer_entropy_delays", "pair_block", "time_rows",
+           "split_range"]
+
+Block = Tuple[int, int, int, int]
+
+
+def split_range(n: int, parts: int, index: int) -> Tuple[int, int]:
+    """``[lo, hi)`` of part ``index`` when ``0 .. n-1`` is cut into ``parts`` contiguous pieces
+    whose sizes differ by at most one (the first ``n % parts`` pieces are the longer ones)."""
+    base, extra = divmod(n, parts)
+    lo = index * base + min(index, extra)
+    return lo, lo + base + (1 if index < extra else 0)
+
+
+def pair_block(I: int, J: int, rank: int, world: int) -> Block:
+    """The block ``(i0, i1, j0, j1)`` of the ``[I, J]`` matrix that ``rank`` of ``world``
+    computes: the longer axis is split into ``world`` even pieces."""
+    if I >= J:
+        i0, i1 = split_range(I, world, rank)
+        return i0, i1, 0, J
+    j0, j1 = split_range(J, world, rank)
+    return 0, I, j0, j1
+
+
+def _first_observation(k: int, l: int, delay: int) -> int:
+    return max(k, l - 1 + delay)
+
+
+def time_rows(T: int, *, k: int = 1, l: int = 1, delay: int = 1, rank: int, world: int
+              ) -> Tuple[int, int]:
+    """Rows ``[t0, t1)`` of a length-``T`` series that ``rank`` needs under ``shard="time"``:
+    its share of the observations ``n0 .. T-1`` (``n0 = max(k, l - 1 + delay)``) plus the
+    ``n0`` rows of history before the first one. A rank with no observations gets ``(t, t)``."""
+    n0 = _first_observation(k, l, delay)
+    a, b = split_range(max(T - n0, 0), world, rank)
+    if b <= a:
+        return n0 + a, n0 + a
+    return a, n0 + b
+
+
+def _group_info(group) -> Tuple[int, int, str]:
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError("te_ext.distributed: torch.distributed is not initialised; call "
+                           "torch.distributed.init_process_group first (or use torchrun)")
+    return (dist.get_rank(group), dist.get_world_size(group),
+            str(dist.get_backend(group)).lower())
+
+
+def _comm_device(backend: str) -> torch.device:
+    if backend == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _all_gather_blocks(block: Tensor, blocks: Sequence[Block], axis: int, group, backend: str
+                       ) -> Tensor:
+    """Concatenates every rank's block along ``axis`` (-2: rows, -1: columns). Blocks of
+    uneven size are padded to the largest for the collective and trimmed after."""
+    sizes = [(b[1] - b[0]) if axis == -2 else (b[3] - b[2]) for b in blocks]
+    most = max(sizes)
+    dev = _comm_device(backend)
+    shape = list(block.shape)
+    shape[axis] = most
+    padded = torch.zeros(shape, dtype=block.dtype, device=dev)
+    padded.narrow(axis, 0, block.shape[axis]).copy_(block)
+    parts = [torch.empty_like(padded) for _ in blocks]
+    dist.all_gather(parts, padded, group=group)
+    whole = torch.cat([p.narrow(axis, 0, s) for p, s in zip(parts, sizes)], dim=axis)
+    return whole.to(block.device)
+
+
+def _sharded_by_pairs(compute, source: Tensor, target: Tensor, group, gather: bool):
+    rank, world, backend = _group_info(group)
+    I, J = source.shape[-1], target.shape[-1]
+    blocks = [pair_block(I, J, r, world) for r in range(world)]
+    i0, i1, j0, j1 = blocks[rank]
+    # An empty block (more ranks than rows) still runs the op on one row, for its checks and
+    # the block's shape, and keeps no entries.
+    src = source.narrow(-1, i0, i1 - i0) if i1 > i0 else source.narrow(-1, 0, 1)
+    tgt = target.narrow(-1, j0, j1 - j0) if j1 > j0 else target.narrow(-1, 0, 1)
+    block = compute(src, tgt)
+    if i1 <= i0:
+        block = block.narrow(-2, 0, 0)
+    if j1 <= j0:
+        block = block.narrow(-1, 0, 0)
+    if not gather:
+        return block, (i0, i1, j0, j1)
+    return _all_gather_blocks(block, blocks, -2 if I >= J else -1, group, backend)
+
+
+def _rows(x: Tensor, t0: int, t1: int) -> Tensor:
+    return x.narrow(x.dim() - 2, t0, t1 - t0)
+
+
+def _sharded_by_time(source: Tensor, target: Tensor, k: int, l: int, delay: int, threshold,
+                     group, total_length: Optional[int], gather: bool):
+    rank, world, backend = _group_info(group)
+    T = source.shape[-2] if total_length is None else int(total_length)
+    n0 = _first_observation(k, l, delay)
+    if T <= n0:
+        raise ValueError(f"te_ext.distributed.transfer_entropy: series too short for k, l, delay: "
+                         f"T = {T} but k={k}, l={l}, delay={delay} need T > max(k, l - 1 + delay)"
+                         f" = {n0}")
+    t0, t1 = time_rows(T, k=k, l=l, delay=delay, rank=rank, world=world)
+    if total_length is None:
+        src, tgt = _rows(source, t0, t1), _rows(target, t0, t1)
+    else:
+        if source.shape[-2] != t1 - t0 or target.shape[-2] != t1 - t0:
+            raise ValueError(f"te_ext.distributed.transfer_entropy: with total_length={T} rank "
+                             f"{rank} must pass rows [{t0}, {t1}) of the series "
+                             f"({t1 - t0} rows, from time_rows), got source with "
+                             f"{source.shape[-2]} and target with {target.shape[-2]}")
+        src, tgt = source, target
+    I, J = source.shape[-1], target.shape[-1]
+    bins = 2 ** (k + l + 1)
+    if t1 - t0 > n0:
+        counts = joint_counts(src, tgt, k, l, delay, threshold)
+    else:  # no observations here: nothing to count (the op would reject so short a slice)
+        counts = torch.zeros((I, J, bins), dtype=torch.int64, device=source.device)
+    dev = _comm_device(backend)
+    pooled = counts.to(dev)
+    dist.all_reduce(pooled, op=dist.ReduceOp.SUM, group=group)
+    te = te_from_counts(pooled.to(source.device), k, l)
+    return te if gather else (te, (0, I, 0, J))
+
+
+def transfer_entropy(source: Tensor, target: Tensor, *, k: int = 1, l: int = 1, delay: int = 1,
+                     threshold: Optional[float] = None, group=None, gather: bool = True,
+                     shard: str = "pairs", total_length: Optional[int] = None
+                     ) -> Union[Tensor, Tuple[Tensor, Block]]:
+    """``te_ext.transfer_entropy`` computed by all ranks of ``group`` (default: the world).
+
+    Every rank calls it with the same arguments. ``gather=True`` returns the whole float64
+    ``[I, J]`` matrix on every rank, bit-identical to the single-process op; ``gather=False``
+    returns ``(block, (i0, i1, j0, j1))``, this rank's entries ``[i0:i1, j0:j1]``.
+
+    ``shard="pairs"`` (default): each rank holds the full series and computes a block of
+    pairs. ``shard="time"``: each rank counts a slice of the observations and the int64 counts
+    are all-reduced; pass the full series, or, with ``total_length=T``, only this rank's rows
+    ``[t0, t1) = time_rows(T, k=k, l=l, delay=delay, rank=rank, world=world)``. Under time
+    sharding every rank ends with the whole matrix (``gather=False`` gives it with the block
+    ``(0, I, 0, J)``); its memory is the ``[I, J, 2**(k+l+1)]`` int64 counts.
+    """
+    if shard == "pairs":
+        if total_length is not None:
+            raise ValueError("te_ext.distributed.transfer_entropy: total_length applies to "
+                             "shard='time' only")
+        return _sharded_by_pairs(
+            lambda s, t: _transfer_entropy(s, t, k, l, delay, threshold), source, target, group,
+            gather)
+    if shard == "time":
+        return _sharded_by_time(source, target, k, l, delay, threshold, group, total_length,
+                                gather)
+    raise ValueError(f"te_ext.distributed.transfer_entropy: shard must be 'pairs' or 'time', "
+                     f"got {shard!r}")
+
+
+def transfer_entropy_delays(source: Tensor, target: Tensor, delays, *, k: int = 1, l: int = 1,
+                            threshold: Optional[float] = None, group=None, gather: bool = True
+                            ) -> Union[Tensor, Tuple[Tensor, Block]]:
+    """``te_ext.transfer_entropy_delays`` with the pairs sharded over ranks as in
+    :func:`transfer_entropy` (``shard="pairs"``): float64 ``[D, I, J]`` on every rank, or
+    ``(block [D, i1-i0, j1-j0], (i0, i1, j0, j1))`` with ``gather=False``."""
+    delays = _delay_list(delays)
+    return _sharded_by_pairs(
+        lambda s, t: _transfer_entropy_delays(s, t, delays, k=k, l=l, threshold=threshold),
+        source, target, group, gather)

@@ -1,0 +1,110 @@
+"""te_ext.distributed with 2 and 3 gloo processes: blocks of pairs (uneven) and time shards,
+each bit-identical to the single-process op."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import te_ext
+from te_ext.distributed import pair_block, split_range, time_rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data():
+    """Series every rank and the parent build alike: 11 sources, 7 targets, replicates."""
+    g = torch.Generator().manual_seed(42)
+    x = torch.rand(2, 157, 11, generator=g) < 0.4
+    y = torch.roll(x[..., :7], 2, dims=1) ^ (torch.rand(2, 157, 7, generator=g) < 0.2)
+    return x, y
+
+
+def _worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        x, y = _data()
+        d = te_ext.distributed
+        res = {
+            "rows": d.transfer_entropy(x, y, k=2, delay=2),            # I >= J: rows split
+            "cols": d.transfer_entropy(y, x, l=2),                      # I < J: columns split
+            "block": d.transfer_entropy(x, y, k=2, delay=2, gather=False),
+            "time": d.transfer_entropy(x, y, k=2, delay=2, shard="time"),
+            "time_thr": d.transfer_entropy(x.float(), y.double(), l=2, delay=3, shard="time",
+                                           threshold=0.5),
+            "delays": d.transfer_entropy_delays(x, y, [1, 3, 2], k=2),
+        }
+        # Only this rank's rows of the series, as a rank that cannot hold them would load them.
+        t0, t1 = time_rows(157, k=2, delay=2, rank=rank, world=world)
+        res["time_local"] = d.transfer_entropy(x[:, t0:t1], y[:, t0:t1], k=2, delay=2,
+                                               shard="time", total_length=157)
+        torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_bit_identical_to_single_process(tmp_path, world):
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    mp.spawn(_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+    x, y = _data()
+    want = te_ext.transfer_entropy(x, y, k=2, delay=2)
+    want_cols = te_ext.transfer_entropy(y, x, l=2)
+    want_thr = te_ext.transfer_entropy(x.float(), y.double(), l=2, delay=3, threshold=0.5)
+    want_delays = te_ext.transfer_entropy_delays(x, y, [1, 3, 2], k=2)
+    covered = torch.zeros_like(want, dtype=torch.int64)
+    for r, res in enumerate(ranks):
+        assert torch.equal(res["rows"], want)
+        assert torch.equal(res["cols"], want_cols)
+        assert torch.equal(res["time"], want)
+        assert torch.equal(res["time_local"], want)
+        assert torch.equal(res["time_thr"], want_thr)
+        assert torch.equal(res["delays"], want_delays)
+        block, (i0, i1, j0, j1) = res["block"]
+        assert (i0, i1, j0, j1) == pair_block(11, 7, r, world)
+        assert torch.equal(block, want[i0:i1, j0:j1])
+        covered[i0:i1, j0:j1] += 1
+    assert torch.equal(covered, torch.ones_like(covered))  # the blocks tile the matrix once
+    sizes = {res["block"][0].shape[0] for res in ranks}
+    assert len(sizes) == 2  # 11 rows over 2 or 3 ranks: uneven blocks were exercised
+
+
+def test_split_helpers():
+    assert [split_range(10, 3, r) for r in range(3)] == [(0, 4), (4, 7), (7, 10)]
+    assert [split_range(2, 3, r) for r in range(3)] == [(0, 1), (1, 2), (2, 2)]
+    assert pair_block(5, 9, 1, 2) == (0, 5, 5, 9)
+    # time shards: observations n0..T-1 split, each with n0 rows of history before it
+    T, n0 = 20, 3
+    rows = [time_rows(T, k=3, rank=r, world=4) for r in range(4)]
+    obs = [range(t0 + n0, t1) for t0, t1 in rows]
+    assert sorted(n for o in obs for n in o) == list(range(n0, T))
+    assert time_rows(5, k=3, rank=2, world=3) == (5, 5)  # no observations left for rank 2
+
+
+def test_needs_an_initialised_group():
+    x = torch.zeros(20, 2, dtype=torch.bool)
+    if dist.is_available() and dist.is_initialized():
+        pytest.skip("a process group is already initialised here")
+    with pytest.raises(RuntimeError, match="not initialised"):
+        te_ext.distributed.transfer_entropy(x, x)
+
+
+def test_bad_shard_option():
+    x = torch.zeros(20, 2, dtype=torch.bool)
+    with pytest.raises(ValueError, match="shard must be 'pairs' or 'time'"):
+        te_ext.distributed.transfer_entropy(x, x, shard="rows")
+    with pytest.raises(ValueError, match="total_length applies to shard='time' only"):
+        te_ext.distributed.transfer_entropy(x, x, total_length=20)
