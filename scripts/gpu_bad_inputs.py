@@ -43,7 +43,7 @@ def cases(dev: str) -> Dict[str, Callable[[], object]]:
 
     def window_nan():
         w = te_ext.StreamingJointCounts(3, 2, 10, device=dev)
-        w.append(nan[:8], y[:8], 0.5, 0.5)
+        w.append(nan[30:38], y[30:38], 0.5, 0.5)
         w.check()  # deferred on a GPU: the recorded error is raised here
 
     def window_counts_shape():
@@ -82,7 +82,7 @@ def cases(dev: str) -> Dict[str, Callable[[], object]]:
         "window_append_nan": lambda: torch.ops.te.window_append_(
             torch.zeros(3, 2, 8, dtype=torch.int64, device=dev),
             torch.zeros(10, 1, dtype=torch.uint8, device=dev),
-            torch.zeros(10, 1, dtype=torch.uint8, device=dev), nan[:8], y[:8], 0, 1, 1, 1, 0.5, 0.5),
+            torch.zeros(10, 1, dtype=torch.uint8, device=dev), nan[30:38], y[30:38], 0, 1, 1, 1, 0.5, 0.5),
         "window_deferred_nan": window_nan,
         "window_counts_shape": window_counts_shape,
     }
@@ -140,13 +140,18 @@ def main() -> int:
         print("gpu_bad_inputs: no CUDA device; use --device cpu")
         return 2
     names = list(cases("cpu" if args.device == "meta" else args.device))
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda n: run_one(n, args.device, args.timeout), names))
     good = ("ValueError", "TypeError", "RuntimeError")
-    for r in results:
-        r["ok"] = r["outcome"] == "raised" and r.get("type") in good
-        print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['name']:28s} {r['outcome']}"
-              f"{' ' + str(r.get('type')) if r.get('type') else ''}: {r.get('message', '')}")
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run_one, n, args.device, args.timeout) for n in names]
+        for fut in concurrent.futures.as_completed(futures):  # printed as they come: a
+            r = fut.result()                                    # killed run keeps its lines
+            r["ok"] = r["outcome"] == "raised" and r.get("type") in good
+            results.append(r)
+            print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['name']:28s} {r['outcome']}"
+                  f"{' ' + str(r.get('type')) if r.get('type') else ''}: {r.get('message', '')}",
+                  flush=True)
+    results.sort(key=lambda r: names.index(r["name"]))
     summary = {"device": args.device, "cases": len(results),
                "raised": sum(r["ok"] for r in results),
                "crashed": sum(r["outcome"] == "crashed" for r in results), "results": results}
