@@ -6,10 +6,14 @@ Environment switches (see README "Building"):
   CUDA_HOME=...             the toolkit; defaults to /usr/local/cuda when it holds nvcc
   TORCH_CUDA_ARCH_LIST=...  GPU architectures; defaults to "8.0;9.0" (A100, H100)
   TE_EXT_DEBUG=1            -O0 -g
+
+After building, scripts/check_libstdcxx.sh checks that the extension links libstdc++
+dynamically; the build fails if it does not (see README "Building").
 """
 
 import glob
 import os
+import subprocess
 import sys
 
 from setuptools import find_packages, setup
@@ -89,9 +93,33 @@ def _extension():
         name="te_ext._C",
         sources=sources,
         include_dirs=[os.path.join(ROOT, "csrc")],
-        extra_link_args=["-fopenmp"],
+        # libstdc++ explicitly and dynamically: before the compiler driver's own -lstdc++,
+        # so a toolchain that defaults to -static-libstdc++ (e.g. a GCC 13 under /opt/gcc)
+        # still resolves it from the shared library torch uses. A private static copy breaks
+        # every formatted error message (README "Building"); the post-build check catches
+        # a toolchain that only has libstdc++.a.
+        extra_link_args=["-fopenmp", "-Wl,-Bdynamic", "-lstdc++"],
         **kwargs,
     )
+
+
+_BuildExtBase = cpp_extension.BuildExtension.with_options(use_ninja=True)
+
+
+class BuildExtension(_BuildExtBase):
+    """torch's BuildExtension, then scripts/check_libstdcxx.sh on every built module."""
+
+    def build_extension(self, ext):
+        super().build_extension(ext)
+        check = os.path.join(ROOT, "scripts", "check_libstdcxx.sh")
+        path = self.get_ext_fullpath(ext.name)
+        if not os.path.exists(check):  # e.g. a source copy without scripts/
+            print(f"te_ext: WARNING: {check} not found; libstdc++ linkage of {path} not checked")
+            return
+        if subprocess.call(["bash", check, os.path.abspath(path)], cwd=ROOT) != 0:
+            sys.exit(f"te_ext: the build of {path} links a private copy of libstdc++; error "
+                     "messages would be truncated or crash the process. See the lines above "
+                     "and README \"Building\".")
 
 
 setup(
@@ -109,7 +137,7 @@ setup(
         "test": ["pytest", "pytest-benchmark", "hypothesis", "pyinform", "jpype1", "idtxl-uv"],
     },
     ext_modules=[_extension()],
-    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildExtension},
     entry_points={"console_scripts": ["te-train = te_ext.experiments.train:main",
                                       "te-matrix = te_ext.matrix:main"]},
     zip_safe=False,

@@ -9,8 +9,10 @@
 // are integers: the result equals joint_counts over the window exactly.
 //
 // It is written with ATen ops and the joint_counts op, so one implementation
-// serves every device (CompositeExplicitAutograd); the counting itself runs in
-// the CPU / CUDA kernels of joint_counts.
+// serves every device without a kernel of its own (CompositeExplicitAutograd);
+// the counting itself runs in the kernels of joint_counts. CPU and CUDA have
+// kernels (cpu/window_cpu.cpp, cuda/window_cuda.cu); the composite stays
+// reachable as te._window_append_generic_ so the CPU tests compare them.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
@@ -45,7 +47,9 @@ at::Tensor binarize(const at::Tensor& x, std::optional<double> threshold, const 
     if (x.is_floating_point() && x.isnan().any().item<bool>()) {
       raise_bad_value(threshold, name, NAN, kOp);
     }
-    return x.gt(*threshold);
+    // In double, as the kernels compare (te_math.h to_bit): 0.1f > 0.1 holds,
+    // but compared in float32 the threshold would round to 0.1f first.
+    return x.to(at::kDouble).gt(*threshold);
   }
   if (x.scalar_type() == at::kBool) return x;
   const at::Tensor bad = x.ne(0).logical_and_(x.ne(1));

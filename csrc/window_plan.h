@@ -1,6 +1,10 @@
 // One step of te::window_append_, planned once for every implementation (the
-// CPU kernel and the device-generic composite): which rows' observations leave
-// the window, which enter, and the argument checks.
+// CPU kernel, the CUDA kernels and the device-generic composite): which rows'
+// observations leave the window, which enter, and the argument checks.
+//
+// The plan is HOST_DEVICE: the CUDA kernels of the deferred op re-plan from a
+// sample counter held on the device (status[kStatusSeen]), so a captured CUDA
+// graph replays correct steps.
 //
 // Samples are numbered from 0 in the order appended; the window after a step
 // of B rows holds samples [max(0, seen + B - W), seen + B), and its
@@ -8,14 +12,29 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <optional>
 
 #include "te_plan.h"
+#include "te_math.h"
 
 namespace te {
+
+// The int64 status tensor of a window whose bad-value checks are deferred
+// (te::_window_append_async_, te::_window_check, te::_te_from_window_counts):
+//   [kStatusSeen]         samples appended (the deferred op reads and advances it)
+//   [kStatusFlags]        bit 0: source held a bad value, bit 1: target did
+//   [kStatusValue + 2s]   1 once side s recorded a value, [kStatusValue + 2s + 1]
+//                         that value's double bits (the first one recorded)
+//   [kStatusBlocksDone]   scratch of the CUDA ring-write kernel (last-block-done)
+constexpr int64_t kStatusSeen = 0;
+constexpr int64_t kStatusFlags = 1;
+constexpr int64_t kStatusValue = 2;
+constexpr int64_t kStatusBlocksDone = 6;
+constexpr int64_t kStatusSize = 8;
 
 struct WindowStep {
   // The new window lies inside the batch: count it afresh from the batch's
@@ -33,21 +52,22 @@ struct WindowStep {
   int64_t write_from = 0, write_at = 0, write_head = 0;
 };
 
-inline WindowStep plan_window_step(int64_t seen, int64_t B, int64_t W, int64_t n0) {
+TE_HD WindowStep plan_window_step(int64_t seen, int64_t B, int64_t W, int64_t n0) {
+  // Ternaries, not std::min/max: this also runs in device code.
   WindowStep s;
-  const int64_t keep = std::min(B, W);
+  const int64_t keep = B < W ? B : W;
   s.write_from = B - keep;
   s.write_at = (seen + B - keep) % W;
-  s.write_head = std::min(keep, W - s.write_at);
+  s.write_head = keep < W - s.write_at ? keep : W - s.write_at;
   if (B >= W) {
     s.recount = true;
     return s;
   }
-  const int64_t start_old = std::max<int64_t>(0, seen - W);
-  const int64_t start_new = std::max<int64_t>(0, seen + B - W);
+  const int64_t start_old = seen - W > 0 ? seen - W : 0;
+  const int64_t start_new = seen + B - W > 0 ? seen + B - W : 0;
   s.leave_first = start_old;
-  s.leave_last = std::min(start_new + n0, seen);
-  s.enter_first = std::max(seen, start_new + n0) - n0;
+  s.leave_last = start_new + n0 < seen ? start_new + n0 : seen;
+  s.enter_first = (seen > start_new + n0 ? seen : start_new + n0) - n0;
   return s;
 }
 
@@ -79,5 +99,21 @@ void check_threshold_dtype(const at::Tensor& x, std::optional<double> threshold,
 // value other than 0/1 without one.
 [[noreturn]] void raise_bad_value(std::optional<double> threshold, const char* name,
                                   double value, const char* op);
+
+// Raises, as the immediate op would have, the first bad value that a deferred
+// window recorded in `status` (host memory); returns when none was.
+void raise_recorded_bad_value(const int64_t* status, std::optional<double> source_threshold,
+                              std::optional<double> target_threshold);
+
+// Checks the status tensor of a deferred window: int64 [kStatusSize],
+// contiguous, on like's device.
+inline void check_window_status(const at::Tensor& status, const at::Tensor& like, const char* op) {
+  TORCH_CHECK_VALUE(status.scalar_type() == at::kLong && status.dim() == 1 &&
+                        status.size(0) == kStatusSize && status.is_contiguous() &&
+                        status.device() == like.device(),
+                    op, ": status must be a contiguous int64 [", kStatusSize, "] on ",
+                    like.device(), ", got ", status.scalar_type(), " ", status.sizes(), " on ",
+                    status.device());
+}
 
 }  // namespace te

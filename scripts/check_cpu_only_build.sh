@@ -8,7 +8,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 # A clean copy of the sources, so no object or .so of the CUDA build is reused.
 mkdir -p "$scratch/src"
-tar --exclude='*.so' --exclude='__pycache__' -cf - setup.py pyproject.toml csrc te_ext | tar -xf - -C "$scratch/src"
+tar --exclude='*.so' --exclude='__pycache__' -cf - setup.py pyproject.toml csrc te_ext scripts/check_libstdcxx.sh | tar -xf - -C "$scratch/src"
 (cd "$scratch/src" && TE_EXT_CPU_ONLY=1 MAX_JOBS=${MAX_JOBS:-2} "$OLDPWD/.venv/bin/python" -m pip wheel -q \
   --no-build-isolation --no-deps -w "$scratch/wheel" .)
 .venv/bin/python -m pip install -q --no-deps --target "$scratch/site" "$scratch"/wheel/te_ext-*.whl

@@ -14,6 +14,7 @@ import torch
 from . import _C  # noqa: F401  (registers torch.ops.te.*)
 from . import _fake  # noqa: F401  (shape functions for torch.compile / opcheck)
 from . import _fake_delays  # noqa: F401  (the delay scan's shape function)
+from . import _fake_window  # noqa: F401  (the same for the training path's internal ops)
 from ._ops import joint_counts, te_from_counts, transfer_entropy, transfer_entropy_pairs
 from .delays import transfer_entropy_delays
 from . import distributed  # noqa: E402  (te_ext.distributed.transfer_entropy)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_int, check_window
-from ._ops import te_from_counts, transfer_entropy_pairs
+from ._ops import transfer_entropy_pairs
 from .window import StreamingJointCounts
 
 __all__ = ["TEFeedback"]
@@ -161,6 +161,7 @@ class TEFeedback:
             src = src.reshape(-1, src.shape[-1])
             tgt = tgt.reshape(-1, tgt.shape[-1])
             self.window.append(src, tgt, self.source_threshold, self.target_threshold)
+            self.window.poll()  # raises a bad value an earlier step recorded; never syncs
             self.steps += 1
             if self.window.full and (self.steps - 1) % self.every == 0:
                 self._refresh()
@@ -203,7 +204,9 @@ class TEFeedback:
             if world > 1:
                 counts = counts.clone()
                 torch.distributed.all_reduce(counts)
-            return te_from_counts(counts, self.k, self.l)
+            # The window's own counts need no range check (te_from_counts' one sync on a GPU);
+            # a recorded bad input value makes this T NaN until check()/poll() raise.
+            return torch.ops.te._te_from_window_counts(counts, self.window.status, self.k, self.l)
         src, tgt = self.window.window_series()
         if world > 1:  # every rank's window is one replicate of a pooled [R, T, n] series
             gs = [torch.empty_like(src) for _ in range(world)]
@@ -211,11 +214,18 @@ class TEFeedback:
             torch.distributed.all_gather(gs, src.contiguous())
             torch.distributed.all_gather(gt, tgt.contiguous())
             src, tgt = torch.stack(gs), torch.stack(gt)
+        # Bool views of the 0/1 bytes: binary by type, so the op skips its value check (a sync).
+        src, tgt = src.view(torch.bool), tgt.view(torch.bool)
         values = transfer_entropy_pairs(src, tgt, self.pairs, self.k, self.l, self.delay)
         te = torch.zeros(self.window.num_source, self.window.num_target, dtype=torch.float64,
                          device=values.device)
         te[self.pairs[:, 0], self.pairs[:, 1]] = values
         return te
+
+    def check(self) -> None:
+        """Raises the ValueError of a bad input value that the window recorded without raising
+        (on a GPU the step never syncs; see :meth:`StreamingJointCounts.check`). One sync."""
+        self.window.check()
 
     # ---- lifecycle -----------------------------------------------------------------------
     def remove(self) -> None:

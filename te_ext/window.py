@@ -60,6 +60,18 @@ class StreamingJointCounts:
         self.counts = torch.zeros((num_source, num_target, bins) if track_counts else (0,),
                                   dtype=torch.int64, device=device)
         self.seen = 0  # samples appended since the start (a Python int: no device sync)
+        # Bad input values (NaN under a threshold, a non-0/1 value without one): on the CPU the
+        # op raises at once. On a GPU raising would take a device->host sync every step, so the
+        # window is "deferred": its kernel records them in this int64 status tensor (which also
+        # holds the device's sample counter, so a captured CUDA graph replays correct steps),
+        # and check() (blocking) or poll() (not blocking) raise the same ValueError. The TE of
+        # a window that recorded one is NaN. See README "Training on a GPU without syncs".
+        self._status = torch.zeros(8, dtype=torch.int64, device=device)
+        self._deferred = device.type == "cuda"
+        self._thresholds: Tuple[Optional[float], Optional[float]] = (None, None)
+        self._host_status: Optional[Tensor] = None
+        self._event: Any = None
+        self._pending = False  # a copy of the status to the host is in flight
 
     @property
     def device(self) -> torch.device:
@@ -94,12 +106,60 @@ class StreamingJointCounts:
                 raise ValueError(f"{name} must be [B, {n}], got {tuple(x.shape)}")
             if x.device != self.device:
                 raise ValueError(f"{name} must be on {self.device} like the window, got {x.device}")
-        torch.ops.te.window_append_(self.counts, self.source_ring, self.target_ring, source, target,
-                                    self.seen, self.k, self.l, self.delay, source_threshold,
-                                    target_threshold)
+        if self._deferred:
+            torch.ops.te._window_append_async_(self.counts, self.source_ring, self.target_ring,
+                                               self._status, source, target, self.k, self.l,
+                                               self.delay, source_threshold, target_threshold)
+            self._thresholds = (source_threshold, target_threshold)
+        else:
+            torch.ops.te.window_append_(self.counts, self.source_ring, self.target_ring, source,
+                                        target, self.seen, self.k, self.l, self.delay,
+                                        source_threshold, target_threshold)
         self.seen += source.shape[0]
 
+    @property
+    def status(self) -> Tensor:
+        """int64 [8] on the window's device: the deferred error record and sample counter."""
+        return self._status
+
+    def check(self) -> None:
+        """Raises the ValueError of a bad input value that a deferred (GPU) window recorded.
+
+        One device->host copy: call it outside the training step (``TEFeedback.check()`` and
+        ``state_dict()`` do). A window that raises at once (the CPU) has nothing to check.
+        """
+        if self._deferred:
+            torch.ops.te._window_check(self._status, *self._thresholds)
+
+    def poll(self) -> None:
+        """``check()`` without blocking: raises an error recorded by an earlier step once a
+        copy of the status has reached the host, then starts the next copy. Never syncs; a
+        no-op while a CUDA graph is being captured."""
+        if not self._deferred:
+            return
+        if self.device.type != "cuda":
+            self.check()
+            return
+        if torch.cuda.is_current_stream_capturing():
+            return
+        if self._host_status is None:
+            self._host_status = torch.zeros(8, dtype=torch.int64, pin_memory=True)
+            self._event = torch.cuda.Event()
+        elif self._pending:
+            if not self._event.query():
+                return
+            self._pending = False
+            torch.ops.te._window_check(self._host_status, *self._thresholds)
+        self._host_status.copy_(self._status, non_blocking=True)
+        self._event.record()
+        self._pending = True
+
     def state_dict(self) -> Dict[str, Any]:
+        """The window's state; a deferred window is checked first (a window holding bad data is
+        not saved) and its device counter, which CUDA graph replays advance, is read back."""
+        if self._deferred:
+            self.check()
+            self.seen = int(self._status[0])
         return {"seen": self.seen, "source_ring": self.source_ring.clone(),
                 "target_ring": self.target_ring.clone(), "counts": self.counts.clone(),
                 "config": self._config()}
@@ -115,3 +175,5 @@ class StreamingJointCounts:
         self.target_ring.copy_(state["target_ring"])
         self.counts.copy_(state["counts"])
         self.seen = int(state["seen"])
+        self._status.zero_()
+        self._status[0] = self.seen

@@ -188,3 +188,227 @@ def test_errors_match_cpu(device):
         assert re.search(pattern, msg), (i, msg, pattern)
         if device != "cpu":
             assert (cls, msg) == _error(cpu_fn), i
+
+
+@needs_cuda
+def test_mixed_devices_are_rejected():
+    x = torch.rand(60, 3) > 0.5
+    y = torch.rand(60, 2) > 0.5
+    for op in (te_ext.joint_counts, te_ext.transfer_entropy):
+        with pytest.raises(ValueError, match=r"source and target must be on the same device"):
+            op(x.cuda(), y)
+        with pytest.raises(ValueError, match=r"source and target must be on the same device"):
+            op(x, y.cuda())
+    with pytest.raises(ValueError, match=r"pairs must be on cuda"):
+        te_ext.transfer_entropy_pairs(x.cuda(), y.cuda(), torch.zeros(1, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"pairs must be on cpu"):
+        te_ext.transfer_entropy_pairs(x, y, torch.zeros(1, 2, dtype=torch.int64, device="cuda"))
+
+
+@needs_cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_second_cuda_device():
+    x, y = _case(10, 300, 4, 5)
+    check_on_device("cuda:1", x, y, 2, 1, 1)
+
+
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_opcheck_cuda(device):
+    x, y = _case(11, 120, 3, 4, R=2)
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    xf = torch.randn(120, 3, device=device)
+    yf = torch.randn(120, 2, device=device)
+    pairs = torch.tensor([[0, 1], [2, 3], [0, 1]], device=device)
+    ops = torch.ops.te
+    cases = [
+        (ops.joint_counts.default, (xt, yt), dict(k=2)),
+        (ops.joint_counts.default, (xt, yt), dict(k=1, l=6)),
+        (ops.joint_counts.default, (xf, yf), dict(threshold=0.0)),
+        (ops.transfer_entropy.default, (xt, yt), dict(l=2, delay=2)),
+        (ops.transfer_entropy.default, (xf, yf), dict(threshold=0.0)),
+        (ops.transfer_entropy_pairs.default, (xt, yt, pairs), {}),
+        (ops.te_from_counts.default, (te_ext.joint_counts(xt, yt),), {}),
+    ]
+    for op, args, kwargs in cases:
+        torch.library.opcheck(op, args, kwargs)
+
+
+# ---- issue 10: the CUDA window step, sync-free training, launch geometry --------------------
+
+def test_pairs_empty(device):
+    # k=8 takes the histogram path, whose CUDA kernel once launched zero blocks for P = 0.
+    x, y = _case(12, 200, 3, 2)
+    xd, yd = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    pairs = torch.zeros(0, 2, dtype=torch.int64, device=device)
+    for k, l in ((1, 1), (8, 1), (1, 6)):
+        got = te_ext.transfer_entropy_pairs(xd, yd, pairs, k=k, l=l)
+        assert got.shape == (0,) and got.dtype == torch.float64 and got.device.type == device
+
+
+def _window_pair(device, I, J, W, k, l, delay, deferred):
+    from te_ext import StreamingJointCounts
+
+    cpu = StreamingJointCounts(I, J, W, k=k, l=l, delay=delay)
+    dev = StreamingJointCounts(I, J, W, k=k, l=l, delay=delay, device=device)
+    dev._deferred = deferred
+    return cpu, dev
+
+
+@pytest.mark.parametrize("device", CUDA_ONLY)
+@pytest.mark.parametrize("deferred", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_window_kernel_equals_cpu(device, deferred, seed):
+    import random
+
+    rnd = random.Random(300 + seed)
+    k, l, delay = rnd.randint(1, 3), rnd.randint(1, 3), rnd.randint(1, 2)
+    W = rnd.randint(max(k, l - 1 + delay) + 1, 70)
+    I, J = rnd.randint(1, 150), rnd.randint(1, 17)
+    cpu, dev = _window_pair(device, I, J, W, k, l, delay, deferred)
+    g = torch.Generator().manual_seed(seed)
+    dtypes = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+    for _ in range(14):
+        b = rnd.choice([1, 2, 5, 31, W - 1 or 1, W, W + 9])
+        s = torch.randn(b, I, generator=g).to(rnd.choice(dtypes))
+        t = torch.rand(b, J, generator=g)
+        if rnd.random() < 0.3:
+            s = s.t().contiguous().t()  # column-major: any strides are read in place
+        thr_s = rnd.choice([0.0, 0.1, 0.3])
+        cpu.append(s, t > 0.5, thr_s, None)
+        dev.append(s.to(device), (t > 0.5).to(device), thr_s, None)
+        assert torch.equal(cpu.counts, dev.counts.cpu()), (seed, cpu.seen)
+        assert torch.equal(cpu.source_ring, dev.source_ring.cpu())
+        assert torch.equal(cpu.target_ring, dev.target_ring.cpu())
+    dev.check()
+    if deferred:
+        assert int(dev.status[0]) == cpu.seen
+
+
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_window_kernel_bad_values(device):
+    from te_ext import StreamingJointCounts
+
+    for deferred in (False, True):
+        w = StreamingJointCounts(4, 3, 10, device=device)
+        w._deferred = deferred
+        nan = torch.randn(5, 4, device=device)
+        nan[3, 1] = float("nan")
+        if not deferred:  # the op raises before it changes anything (one sync, not training)
+            with pytest.raises(ValueError, match="source contains NaN; with source_threshold=0"):
+                w.append(nan, torch.rand(5, 3, device=device), 0.0, 0.5)
+            assert w.seen == 0 and int(w.counts.abs().sum()) == 0
+            two = torch.ones(5, 3, dtype=torch.int64, device=device) * 2
+            with pytest.raises(ValueError, match="target contains the value 2 but target_threshold is None"):
+                w.append(torch.randn(5, 4, device=device), two, 0.0, None)
+            continue
+        w.append(nan, torch.rand(5, 3, device=device), 0.0, 0.5)  # recorded, no sync
+        te = torch.ops.te._te_from_window_counts(w.counts, w.status, 1, 1)
+        assert bool(te.isnan().all())
+        with pytest.raises(ValueError, match="source contains NaN; with source_threshold=0"):
+            w.check()
+        torch.cuda.synchronize()
+        w.poll()  # starts the copy
+        torch.cuda.synchronize()
+        with pytest.raises(ValueError, match="source contains NaN"):
+            w.poll()  # the copy has landed: raises
+
+
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_te_from_window_counts_cuda(device):
+    g = torch.Generator().manual_seed(13)
+    counts = torch.randint(0, 400, (9, 4, 16), generator=g)
+    status = torch.zeros(8, dtype=torch.int64)
+    got = torch.ops.te._te_from_window_counts(counts.to(device), status.to(device), 2, 1)
+    torch.testing.assert_close(got.cpu(), te_ext.te_from_counts(counts, 2, 1), rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_cross_count_grid_beyond_65535_tiles(device):
+    # 4.2M source neurons: 65,625 tiles of 64 rows, past the grid's y limit of 65,535.
+    g = torch.Generator().manual_seed(14)
+    I = 65_625 * 64
+    x = torch.rand(70, I, generator=g) < 0.5
+    y = torch.rand(70, 1, generator=g) < 0.5
+    counts = te_ext.joint_counts(x.to(device), y.to(device))
+    assert counts.shape == (I, 1, 8)
+    assert bool((counts.sum(-1) == 69).all())
+    idx = torch.cat([torch.arange(64), torch.arange(I - 4096, I), torch.randint(0, I, (512,), generator=g)])
+    assert torch.equal(counts[idx.to(device)].cpu(), te_ext.joint_counts(x[:, idx], y))
+
+
+def _training_setup(rule="paper", every=1, pair_fraction=1.0, seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 48), torch.nn.ReLU(),
+                                torch.nn.Linear(48, 10)).cuda()
+    fb = te_ext.TEFeedback(model[2], window=96, every=every, target_transform="softmax",
+                           rule=rule, pair_fraction=pair_fraction)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    return model, fb, opt
+
+
+def _train_step(model, opt, x, y):
+    opt.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+
+
+@needs_cuda
+@pytest.mark.parametrize("rule,every", [("paper", 1), ("paper", 3), ("authors_code", 1)])
+def test_feedback_training_step_never_syncs(rule, every):
+    model, fb, opt = _training_setup(rule, every)
+    g = torch.Generator(device="cuda").manual_seed(1)
+    x = torch.randn(32, 20, device="cuda", generator=g)
+    y = torch.randint(0, 10, (32,), device="cuda", generator=g)
+    for _ in range(5):  # fill the window (96 = 3 batches) and warm up every allocation
+        _train_step(model, opt, x, y)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2 * every + 1):
+            _train_step(model, opt, x, y)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    fb.check()
+    assert fb.te is not None and bool(torch.isfinite(fb.te).all())
+
+
+@needs_cuda
+def test_feedback_training_step_in_a_cuda_graph():
+    g = torch.Generator(device="cuda").manual_seed(2)
+    batches = [(torch.randn(32, 20, device="cuda", generator=g),
+                torch.randint(0, 10, (32,), device="cuda", generator=g)) for _ in range(9)]
+    warm, replays = batches[:4], batches[4:]
+
+    # Eager reference: the same 9 steps.
+    m1, f1, o1 = _training_setup()
+    for x, y in batches:
+        _train_step(m1, o1, x, y)
+
+    # Captured: 4 eager warm-up steps on a side stream (fills the window), one captured
+    # step (capture records, it does not run), then 5 replays on new data.
+    m2, f2, o2 = _training_setup()
+    static_x, static_y = warm[0][0].clone(), warm[0][1].clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for x, y in warm:
+            _train_step(m2, o2, x, y)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    o2.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        torch.nn.functional.cross_entropy(m2(static_x), static_y).backward()
+        o2.step()
+    for x, y in replays:
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+    torch.cuda.synchronize()
+    # The window's counter lives on the device, so the replays advanced it.
+    assert int(f2.window.status[0]) == f1.window.seen == 9 * 32
+    assert torch.equal(f1.window.counts, f2.window.counts)
+    assert torch.equal(f1.window.source_ring, f2.window.source_ring)
+    torch.testing.assert_close(f2.te, f1.te, rtol=1e-6, atol=1e-7)
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(p2, p1, rtol=1e-5, atol=1e-6)
+    f2.check()

@@ -2,6 +2,7 @@
 joint_counts over the window after every step."""
 
 import random
+import re
 
 import pytest
 import torch
@@ -187,3 +188,133 @@ def test_window_on_device_equals_cpu(device):
         dev.append(s.to(device), t.to(device), 0.0, 0.5)
         assert torch.equal(cpu.counts, dev.counts.cpu())
         assert torch.equal(cpu.source_ring, dev.source_ring.cpu())
+
+
+# ---- thresholds compared in double (issue 10, item 4) ---------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("threshold", [0.1, 0.3])
+def test_generic_composite_compares_in_double(dtype, threshold):
+    # Values at the threshold rounded to the input's dtype, and around it: compared in the
+    # input dtype (the old composite) x == dtype(threshold) is "not greater", in double it is
+    # greater or not as the rounding went. Both implementations must agree with double.
+    g = torch.Generator().manual_seed(int(threshold * 10) + dtype.itemsize)
+    I, J, W = 6, 5, 16
+    at_thr = torch.tensor(threshold, dtype=dtype)
+    assert at_thr.double().item() != threshold  # not exactly representable: the case at issue
+    states = [StreamingJointCounts(I, J, W) for _ in range(2)]
+    ops = [torch.ops.te.window_append_, torch.ops.te._window_append_generic_]
+    seen = 0
+    for b in (5, 7, 20, 3):
+        s = (threshold + 0.002 * torch.randn(b, I, generator=g)).to(dtype)
+        t = (threshold + 0.002 * torch.randn(b, J, generator=g)).to(dtype)
+        s[:, 0] = at_thr
+        t[::2, 1] = at_thr
+        for st, op in zip(states, ops):
+            op(st.counts, st.source_ring, st.target_ring, s, t, seen, 1, 1, 1, threshold, threshold)
+        seen += b
+        assert torch.equal(states[0].counts, states[1].counts), (dtype, threshold, seen)
+        assert torch.equal(states[0].source_ring, states[1].source_ring)
+        assert torch.equal(states[0].target_ring, states[1].target_ring)
+    # And both equal joint_counts of the double comparison (the contract).
+    expect_bit = bool(at_thr.double().item() > threshold)
+    last_row = states[0].source_ring[(seen - 1) % W]  # the ops were called directly: read the ring
+    assert bool(last_row[0] & 1) == expect_bit
+
+
+# ---- the deferred (GPU) error path, run on the CPU with the same protocol --------------------
+
+def _deferred(I, J, W, **kw):
+    w = StreamingJointCounts(I, J, W, **kw)
+    w._deferred = True  # what a CUDA window is; the CPU kernel implements the same protocol
+    return w
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_deferred_op_equals_immediate_op(seed):
+    rnd = random.Random(200 + seed)
+    k, l, delay = rnd.randint(1, 3), rnd.randint(1, 2), rnd.randint(1, 2)
+    window, I, J = rnd.randint(max(k, l - 1 + delay) + 1, 30), rnd.randint(1, 12), rnd.randint(1, 9)
+    a = StreamingJointCounts(I, J, window, k=k, l=l, delay=delay)
+    b = _deferred(I, J, window, k=k, l=l, delay=delay)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(10):
+        n = rnd.choice([1, 3, window, window + 4])
+        s, t = torch.randn(n, I, generator=g), torch.rand(n, J, generator=g)
+        a.append(s, t, 0.0, 0.5)
+        b.append(s, t, 0.0, 0.5)
+        assert torch.equal(a.counts, b.counts)
+        assert torch.equal(a.source_ring, b.source_ring) and torch.equal(a.target_ring, b.target_ring)
+        assert int(b.status[0]) == b.seen == a.seen  # the op keeps the counter
+        b.check()
+        b.poll()
+    te = torch.ops.te._te_from_window_counts(b.counts, b.status, k, l)
+    assert torch.equal(te, te_ext.te_from_counts(a.counts, k, l))
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_deferred_nan_ends_in_a_clear_error(side):
+    w = _deferred(4, 3, 10)
+    w.append(torch.randn(6, 4), torch.rand(6, 3), 0.0, 0.5)
+    s, t = torch.randn(6, 4), torch.rand(6, 3)
+    (s if side == "source" else t)[2, 1] = float("nan")
+    w.append(s, t, 0.0, 0.5)  # recorded, not raised: on a GPU raising here would be a sync
+    assert w.seen == 12 and int(w.status[0]) == 12
+    te = torch.ops.te._te_from_window_counts(w.counts, w.status, 1, 1)
+    assert bool(te.isnan().all())  # no number computed from bad data
+    thr = "0" if side == "source" else "0.5"
+    msg = f"te.window_append_: {side} contains NaN; with {side}_threshold={thr} every value must be a number"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        w.check()
+    with pytest.raises(ValueError, match=f"{side} contains NaN"):
+        w.poll()
+    with pytest.raises(ValueError, match=f"{side} contains NaN"):
+        w.state_dict()  # a window holding bad data is not saved
+
+
+def test_deferred_non_binary_value_is_named():
+    w = _deferred(4, 3, 10)
+    x = torch.ones(5, 4, dtype=torch.int64)
+    x[3, 2] = 7
+    w.append(x, torch.ones(5, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="source contains the value 7 but source_threshold is None"):
+        w.check()
+
+
+def test_deferred_state_dict_round_trip():
+    a = _deferred(5, 4, 20, k=2)
+    g = torch.Generator().manual_seed(3)
+    for n in (7, 9, 30):
+        a.append(torch.randn(n, 5, generator=g), torch.rand(n, 4, generator=g), 0.0, 0.5)
+    b = _deferred(5, 4, 20, k=2)
+    b.load_state_dict(a.state_dict())
+    assert int(b.status[0]) == b.seen == a.seen
+    s, t = torch.randn(8, 5, generator=g), torch.rand(8, 4, generator=g)
+    a.append(s, t, 0.0, 0.5)
+    b.append(s, t, 0.0, 0.5)
+    assert torch.equal(a.counts, b.counts)
+
+
+def test_te_from_window_counts_equals_te_from_counts():
+    g = torch.Generator().manual_seed(5)
+    counts = torch.randint(0, 500, (7, 3, 32), generator=g)
+    counts[0, 0] = 0
+    status = torch.zeros(8, dtype=torch.int64)
+    got = torch.ops.te._te_from_window_counts(counts, status, 2, 2)
+    assert torch.equal(got, te_ext.te_from_counts(counts, 2, 2))
+    assert torch.equal(torch.ops.te._te_from_window_counts(counts, None, 2, 2), got)
+    with pytest.raises(ValueError, match="status must be a contiguous int64 \\[8\\]"):
+        torch.ops.te._te_from_window_counts(counts, torch.zeros(3, dtype=torch.int64), 2, 2)
+    with pytest.raises(ValueError, match="last dimension must be 2\\^\\(k\\+l\\+1\\) = 32"):
+        torch.ops.te._te_from_window_counts(counts[..., :8], status, 2, 2)
+
+
+def test_async_ops_opcheck():
+    counts = torch.zeros(4, 3, 8, dtype=torch.int64)
+    rs, rt = torch.zeros(10, 1, dtype=torch.uint8), torch.zeros(10, 1, dtype=torch.uint8)
+    status = torch.zeros(8, dtype=torch.int64)
+    torch.library.opcheck(torch.ops.te._window_append_async_,
+                          (counts, rs, rt, status, torch.randn(6, 4), torch.rand(6, 3)),
+                          {"source_threshold": 0.0, "target_threshold": 0.5})
+    torch.library.opcheck(torch.ops.te._te_from_window_counts,
+                          (torch.randint(0, 9, (4, 3, 8)), status), {})

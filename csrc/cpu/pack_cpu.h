@@ -5,19 +5,13 @@
 
 #include <utility>
 
+#include "../packed.h"
 #include "../te_plan.h"
 
 namespace te {
 namespace cpu {
 
-// One side (source or target) of a problem, packed.
-struct PackedSide {
-  at::Tensor onehot;  // int64 [rows_padded, plan.words]: one-hot stream of state s of
-                      // neuron c at row c*(S-1) + s-1 (one-hot path only)
-  at::Tensor states;  // int32 [C, nobs]: state of every observation (histogram path only)
-  at::Tensor counts;  // int64 [C, S]: how often each state occurs
-  int64_t streams = 0;  // S - 1 one-hot streams per neuron
-};
+using PackedSide = ::te::PackedSide;  // shared with the CUDA drivers (packed.h)
 
 // Binarises (value > threshold, or checks 0/1) and packs `x` ([T, C] or
 // [R, T, C], any strides) as the target (ynext, ypast) or the source (xpast)

@@ -6,11 +6,12 @@
 
 #include <algorithm>
 #include <limits>
-#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "../te_math.h"
 #include "../te_plan.h"
+#include "../window_plan.h"
 #include "pack_cpu.h"
 #include "pair_counts_cpu.h"
 #include "te_ops_cpu.h"
@@ -41,23 +42,14 @@ void with_clog(int64_t max_count, Fn fn) {
   fn(math::TableClog{table.data()});
 }
 
-struct Packed {
-  SeriesPlan plan;
-  PackedSide source, target;
-};
-
-// Checks that workspace and output fit before anything is allocated, then packs.
-Packed pack_both(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& plan,
-                 int64_t output_bytes, const char* op) {
-  Packed p;
-  p.plan = plan;
-  int64_t total = 0;
-  if (__builtin_add_overflow(workspace_bytes(plan, kRowTile, at::get_num_threads()),
-                             output_bytes, &total))
-    total = std::numeric_limits<int64_t>::max();
-  check_fits(total, host_memory_bytes(), plan, op);
-  std::tie(p.source, p.target) = pack_sides_cpu(source, target, p.plan, kRowTile, op);
-  return p;
+// Pack step of the drivers: the memory check, then both sides in one parallel region.
+Packed pack_cpu(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& plan,
+                int64_t output_bytes, const char* op) {
+  return pack_both(plan, workspace_bytes(plan, kRowTile, at::get_num_threads()), output_bytes,
+                   host_memory_bytes(), op, [&] {
+                     auto sides = pack_sides_cpu(source, target, plan, kRowTile, op);
+                     return Packed{std::move(sides.first), std::move(sides.second)};
+                   });
 }
 
 // Output bytes of an [a, b, c] tensor of `elem` bytes, or "too many" when it
@@ -74,12 +66,12 @@ at::Tensor joint_counts_cpu(const at::Tensor& source, const at::Tensor& target, 
                             int64_t l, int64_t delay, std::optional<double> threshold) {
   const char* op = "te.joint_counts";
   const SeriesPlan plan = plan_series(source, target, k, l, delay, threshold, op);
-  Packed p = pack_both(source, target, plan, output_bytes(plan.I, plan.J, plan.bins, 8), op);
-  at::Tensor out = at::empty({p.plan.I, p.plan.J, p.plan.bins}, source.options().dtype(at::kLong));
+  const Packed p = pack_cpu(source, target, plan, output_bytes(plan.I, plan.J, plan.bins, 8), op);
+  at::Tensor out = at::empty({plan.I, plan.J, plan.bins}, source.options().dtype(at::kLong));
   int64_t* o = out.data_ptr<int64_t>();
-  const int64_t J = p.plan.J, nb = p.plan.bins;
-  with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
-    for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
+  const int64_t J = plan.J, nb = plan.bins;
+  with_history(plan.k, plan.l, [&](auto k_, auto l_) {
+    for_all_pairs(p.source, p.target, plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
       std::copy(c, c + nb, o + (i * J + j) * nb);
     });
   });
@@ -92,11 +84,11 @@ void accumulate_joint_counts_cpu(at::Tensor& counts, const at::Tensor& source,
                                  const at::Tensor& target, int64_t k, int64_t l, int64_t delay,
                                  int64_t sign, const char* op) {
   const SeriesPlan plan = plan_series(source, target, k, l, delay, std::nullopt, op);
-  Packed p = pack_both(source, target, plan, 0, op);
+  const Packed p = pack_cpu(source, target, plan, 0, op);
   int64_t* o = counts.data_ptr<int64_t>();
-  const int64_t J = p.plan.J, nb = p.plan.bins;
-  with_history(p.plan.k, p.plan.l, [&](auto k_, auto l_) {
-    for_all_pairs(p.source, p.target, p.plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
+  const int64_t J = plan.J, nb = plan.bins;
+  with_history(plan.k, plan.l, [&](auto k_, auto l_) {
+    for_all_pairs(p.source, p.target, plan, k_, l_, [&](int64_t i, int64_t j, const int64_t* c) {
       int64_t* dst = o + (i * J + j) * nb;
       for (int64_t b = 0; b < nb; ++b) dst[b] += sign * c[b];
     });
@@ -109,12 +101,12 @@ at::Tensor transfer_entropy_cpu(const at::Tensor& source, const at::Tensor& targ
                                 int64_t l, int64_t delay, std::optional<double> threshold) {
   const char* op = "te.transfer_entropy";
   const SeriesPlan plan = plan_series(source, target, k, l, delay, threshold, op);
-  Packed p = pack_both(source, target, plan, output_bytes(plan.I, plan.J, 1, 8), op);
-  at::Tensor out = at::empty({p.plan.I, p.plan.J}, source.options().dtype(at::kDouble));
+  const Packed p = pack_cpu(source, target, plan, output_bytes(plan.I, plan.J, 1, 8), op);
+  at::Tensor out = at::empty({plan.I, plan.J}, source.options().dtype(at::kDouble));
   double* o = out.data_ptr<double>();
-  with_clog(p.plan.nobs, [&](auto f) {
-    with_history(p.plan.k, p.plan.l,
-                 [&](auto k_, auto l_) { te_all_pairs(p.source, p.target, p.plan, k_, l_, f, o); });
+  with_clog(plan.nobs, [&](auto f) {
+    with_history(plan.k, plan.l,
+                 [&](auto k_, auto l_) { te_all_pairs(p.source, p.target, plan, k_, l_, f, o); });
   });
   return out;
 }
@@ -125,37 +117,38 @@ at::Tensor transfer_entropy_pairs_cpu(const at::Tensor& source, const at::Tensor
   const char* op = "te.transfer_entropy_pairs";
   const SeriesPlan plan = plan_series(source, target, k, l, delay, threshold, op);
   check_pairs(pairs, plan, source.device(), op);
-  Packed p = pack_both(source, target, plan, output_bytes(pairs.size(0), 1, 1, 8), op);
+  const Packed p = pack_cpu(source, target, plan, output_bytes(pairs.size(0), 1, 1, 8), op);
   const at::Tensor pc = pairs.contiguous();
   at::Tensor out = at::empty({pc.size(0)}, source.options().dtype(at::kDouble));
   double* o = out.data_ptr<double>();
-  const int k_ = p.plan.k, l_ = p.plan.l;
-  with_clog(p.plan.nobs, [&](auto f) {
-    for_listed_pairs(p.source, p.target, p.plan, pc.const_data_ptr<int64_t>(), pc.size(0),
+  const int k_ = plan.k, l_ = plan.l;
+  with_clog(plan.nobs, [&](auto f) {
+    for_listed_pairs(p.source, p.target, plan, pc.const_data_ptr<int64_t>(), pc.size(0),
                      [&](int64_t q, const int64_t* c) { o[q] = math::te_from_joint_counts(c, k_, l_, f); });
   });
   return out;
 }
 
-at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
-  const char* op = "te.te_from_counts";
-  const int64_t bins = check_counts(counts, k, l, op);
-  const at::Tensor c = counts.to(at::kLong).contiguous();
-  std::vector<int64_t> shape(counts.sizes().begin(), counts.sizes().end() - 1);
-  at::Tensor out = at::empty(shape, counts.options().dtype(at::kDouble));
+// TE of every [..., bins] histogram of `c` (int64, contiguous) into `out`.
+// `check_range`: the counts come from a user and must be shown non-negative
+// and summable first; a window's own counts skip that pass.
+void te_of_counts(const at::Tensor& c, int64_t k, int64_t l, int64_t bins, bool check_range,
+                  const char* op, at::Tensor& out) {
   const int64_t npairs = out.numel();
-  if (npairs == 0) return out;
+  if (npairs == 0) return;
   const int64_t* cp = c.const_data_ptr<int64_t>();
   // One pass for the range check and the largest pair total, which bounds
   // every marginal the reduction looks up. (Two ATen reductions would cost
   // more than the op on the small per-step histograms of training.) Totals
   // are summed only after the range check has ruled out int64 overflow.
-  int64_t lo = 0, hi = 0;
-  for (int64_t e = 0; e < npairs * bins; ++e) {
-    lo = std::min(lo, cp[e]);
-    hi = std::max(hi, cp[e]);
+  if (check_range) {
+    int64_t lo = 0, hi = 0;
+    for (int64_t e = 0; e < npairs * bins; ++e) {
+      lo = std::min(lo, cp[e]);
+      hi = std::max(hi, cp[e]);
+    }
+    check_count_range(lo, hi, bins, op);
   }
-  check_count_range(lo, hi, bins, op);
   int64_t most = 0;
   for (int64_t q = 0; q < npairs; ++q) {
     int64_t total = 0;
@@ -170,6 +163,38 @@ at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
       });
     });
   });
+}
+
+std::vector<int64_t> pair_shape(const at::Tensor& counts) {
+  return std::vector<int64_t>(counts.sizes().begin(), counts.sizes().end() - 1);
+}
+
+at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
+  const char* op = "te.te_from_counts";
+  const int64_t bins = check_counts(counts, k, l, op);
+  const at::Tensor c = counts.to(at::kLong).contiguous();
+  at::Tensor out = at::empty(pair_shape(counts), counts.options().dtype(at::kDouble));
+  te_of_counts(c, k, l, bins, /*check_range=*/true, op, out);
+  return out;
+}
+
+// The training refresh (see window_async_ops.cpp): no range check; NaN once
+// the window's status recorded a bad input value.
+at::Tensor te_from_window_counts_cpu(const at::Tensor& counts,
+                                     const std::optional<at::Tensor>& status, int64_t k,
+                                     int64_t l) {
+  const char* op = "te._te_from_window_counts";
+  const int64_t bins = check_counts(counts, k, l, op);
+  TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, op, ": counts must be int64, got ",
+                   counts.scalar_type());
+  at::Tensor out = at::empty(pair_shape(counts), counts.options().dtype(at::kDouble));
+  if (status.has_value()) {
+    check_window_status(*status, counts, op);
+    if (status->const_data_ptr<int64_t>()[kStatusFlags] != 0) {
+      return out.fill_(std::numeric_limits<double>::quiet_NaN());
+    }
+  }
+  te_of_counts(counts.contiguous(), k, l, bins, /*check_range=*/false, op, out);
   return out;
 }
 
@@ -178,6 +203,7 @@ at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
 TORCH_LIBRARY_IMPL(te, CPU, m) {
   m.impl("joint_counts", &joint_counts_cpu);
   m.impl("te_from_counts", &te_from_counts_cpu);
+  m.impl("_te_from_window_counts", &te_from_window_counts_cpu);
   m.impl("transfer_entropy", &transfer_entropy_cpu);
   m.impl("transfer_entropy_pairs", &transfer_entropy_pairs_cpu);
 }

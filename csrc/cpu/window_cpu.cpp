@@ -29,10 +29,25 @@ constexpr const char* kOp = "te.window_append_";
 // that another process has descheduled would stall the step for milliseconds.
 constexpr int64_t kSerialWork = int64_t(1) << 24;
 
+// Where a bad input value goes: raised at once (window_append_), or recorded
+// in a deferred window's status for te::_window_check (_window_append_async_).
+struct BadValueSink {
+  int64_t* status = nullptr;  // record here when set; raise otherwise
+
+  void operator()(std::optional<double> threshold, const char* name, int side, double value) const {
+    if (status == nullptr) raise_bad_value(threshold, name, value, kOp);
+    status[kStatusFlags] |= int64_t(1) << side;
+    if (status[kStatusValue + 2 * side] == 0) {
+      status[kStatusValue + 2 * side] = 1;
+      std::memcpy(status + kStatusValue + 2 * side + 1, &value, sizeof value);
+    }
+  }
+};
+
 // x [B, C] (any strides) -> packed rows out [B, bytes], bit c % 8 of byte c / 8.
 template <typename scalar_t>
-void pack_batch(const at::Tensor& x, std::optional<double> threshold, const char* name,
-                int64_t bytes, uint8_t* out) {
+void pack_batch(const at::Tensor& x, std::optional<double> threshold, const char* name, int side,
+                const BadValueSink& sink, int64_t bytes, uint8_t* out) {
   const scalar_t* p = x.const_data_ptr<scalar_t>();
   const int64_t B = x.size(0), C = x.size(1), sb = x.stride(0), sc = x.stride(1);
   const bool has = threshold.has_value();
@@ -44,7 +59,7 @@ void pack_batch(const at::Tensor& x, std::optional<double> threshold, const char
       const scalar_t v = p[b * sb + c * sc];
       bool bad = false;
       const bool bit = math::to_bit(v, has, thr, &bad);
-      if (bad) raise_bad_value(threshold, name, static_cast<double>(v), kOp);
+      if (bad) sink(threshold, name, side, static_cast<double>(v));
       row[c >> 3] |= static_cast<uint8_t>(bit) << (c & 7);
     }
   }
@@ -64,11 +79,10 @@ at::Tensor unpack_segment(const uint8_t* ring, int64_t W, const uint8_t* batch, 
   return out;
 }
 
-void window_append_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& target_ring,
-                       const at::Tensor& source, const at::Tensor& target, int64_t seen,
-                       int64_t k, int64_t l, int64_t delay,
-                       std::optional<double> source_threshold,
-                       std::optional<double> target_threshold) {
+void window_step_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& target_ring,
+                     const at::Tensor& source, const at::Tensor& target, int64_t seen, int64_t k,
+                     int64_t l, int64_t delay, std::optional<double> source_threshold,
+                     std::optional<double> target_threshold, const BadValueSink& sink) {
   const WindowArgs a = check_window_args(counts, source_ring, target_ring, source, target, seen,
                                          k, l, delay, source_threshold, target_threshold, kOp);
   if (a.B == 0) return;
@@ -78,11 +92,11 @@ void window_append_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& 
   std::vector<uint8_t> sbits(a.B * sbytes), tbits(a.B * tbytes);
   AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, source.scalar_type(),
                              "te_window_pack", [&] {
-    pack_batch<scalar_t>(source, source_threshold, "source", sbytes, sbits.data());
+    pack_batch<scalar_t>(source, source_threshold, "source", 0, sink, sbytes, sbits.data());
   });
   AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, target.scalar_type(),
                              "te_window_pack", [&] {
-    pack_batch<scalar_t>(target, target_threshold, "target", tbytes, tbits.data());
+    pack_batch<scalar_t>(target, target_threshold, "target", 1, sink, tbytes, tbits.data());
   });
 
   uint8_t* sring = source_ring.data_ptr<uint8_t>();
@@ -112,9 +126,35 @@ void window_append_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& 
   }
 }
 
+void window_append_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& target_ring,
+                       const at::Tensor& source, const at::Tensor& target, int64_t seen,
+                       int64_t k, int64_t l, int64_t delay,
+                       std::optional<double> source_threshold,
+                       std::optional<double> target_threshold) {
+  window_step_cpu(counts, source_ring, target_ring, source, target, seen, k, l, delay,
+                  source_threshold, target_threshold, BadValueSink{});
+}
+
+// The deferred op on the CPU: the same step, the counter and bad values in
+// `status` (the CUDA kernel's protocol, so the CPU tests exercise it).
+void window_append_async_cpu(at::Tensor& counts, at::Tensor& source_ring,
+                             at::Tensor& target_ring, at::Tensor& status,
+                             const at::Tensor& source, const at::Tensor& target, int64_t k,
+                             int64_t l, int64_t delay, std::optional<double> source_threshold,
+                             std::optional<double> target_threshold) {
+  check_window_status(status, source, "te._window_append_async_");
+  int64_t* st = status.data_ptr<int64_t>();
+  window_step_cpu(counts, source_ring, target_ring, source, target, st[kStatusSeen], k, l, delay,
+                  source_threshold, target_threshold, BadValueSink{st});
+  st[kStatusSeen] += source.size(0);
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(te, CPU, m) { m.impl("window_append_", &window_append_cpu); }
+TORCH_LIBRARY_IMPL(te, CPU, m) {
+  m.impl("window_append_", &window_append_cpu);
+  m.impl("_window_append_async_", &window_append_async_cpu);
+}
 
 }  // namespace cpu
 }  // namespace te

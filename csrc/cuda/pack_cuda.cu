@@ -101,26 +101,35 @@ PackedSide pack_side_cuda(const at::Tensor& x, const SeriesPlan& p, bool is_targ
   const auto long_opts = x.options().dtype(at::kLong);
 
   at::Tensor raw = at::empty({C * p.R * p.raw_words}, long_opts);
-  at::Tensor bad = at::zeros({2}, long_opts);  // [flag, value bits as double]
   uint64_t* raw_ptr = reinterpret_cast<uint64_t*>(raw.data_ptr<int64_t>());
-  auto* bad_flag = reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>());
-  auto* bad_value = reinterpret_cast<double*>(bad.data_ptr<int64_t>() + 1);
+  // Bool input is binary already (and never NaN): no value check, no sync.
+  const bool check_values = x3.scalar_type() != at::kBool;
+  at::Tensor bad;  // [flag, value bits as double]
+  unsigned long long* bad_flag = nullptr;
+  double* bad_value = nullptr;
+  if (check_values) {
+    bad = at::zeros({2}, long_opts);
+    bad_flag = reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>());
+    bad_value = reinterpret_cast<double*>(bad.data_ptr<int64_t>() + 1);
+  }
   AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, x3.scalar_type(), "te_pack_cuda", [&] {
     pack_raw_kernel<scalar_t><<<blocks_for(C * p.raw_words * p.R), kThreads, 0, stream>>>(
         x3.const_data_ptr<scalar_t>(), x3.stride(0), x3.stride(1), x3.stride(2), p.T, C, p.R,
         p.raw_words, p.has_threshold, p.threshold, raw_ptr, bad_flag, bad_value);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  const at::Tensor bad_host = bad.cpu();  // the op's one sync: bad input must raise
-  if (bad_host.data_ptr<int64_t>()[0] != 0) {
-    const double v = *reinterpret_cast<const double*>(bad_host.data_ptr<int64_t>() + 1);
-    if (p.has_threshold) {
-      TORCH_CHECK_VALUE(false, op, ": ", name, " contains NaN; with threshold=", p.threshold,
-                        " every value must be a number");
+  if (check_values) {
+    const at::Tensor bad_host = bad.cpu();  // the op's one sync: bad input must raise
+    if (bad_host.data_ptr<int64_t>()[0] != 0) {
+      const double v = *reinterpret_cast<const double*>(bad_host.data_ptr<int64_t>() + 1);
+      if (p.has_threshold) {
+        TORCH_CHECK_VALUE(false, op, ": ", name, " contains NaN; with threshold=", p.threshold,
+                          " every value must be a number");
+      }
+      TORCH_CHECK_VALUE(false, op, ": ", name, " contains the value ", v,
+                        " but threshold is None, so only 0 and 1 are allowed; pass threshold=... "
+                        "to binarise it");
     }
-    TORCH_CHECK_VALUE(false, op, ": ", name, " contains the value ", v,
-                      " but threshold is None, so only 0 and 1 are allowed; pass threshold=... "
-                      "to binarise it");
   }
 
   PackedSide out;

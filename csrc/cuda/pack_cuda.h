@@ -3,17 +3,13 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "../packed.h"
 #include "../te_plan.h"
 
 namespace te {
 namespace cuda {
 
-struct PackedSide {
-  at::Tensor onehot;  // int64 [rows_padded, plan.words] (one-hot path)
-  at::Tensor states;  // int32 [C, nobs] (histogram path)
-  at::Tensor counts;  // int64 [C, S]
-  int64_t streams = 0;
-};
+using PackedSide = ::te::PackedSide;  // shared with the CPU drivers (packed.h)
 
 // Rows of the one-hot matrices are padded to this (the GEMM path's int8
 // matmul wants more than 16 rows and multiples of 8).
@@ -21,7 +17,7 @@ constexpr int64_t kRowPad = 32;
 
 // Binarises and packs `x` ([T, C] or [R, T, C], any strides, on a CUDA
 // device). Raises ValueError naming `name` on NaN / non-binary values; this
-// check is the op's one device-to-host sync.
+// check is a device-to-host sync, skipped for bool input (binary by type).
 PackedSide pack_side_cuda(const at::Tensor& x, const SeriesPlan& p, bool is_target,
                           const char* op, const char* name);
 

@@ -6,7 +6,11 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "../te_math.h"
+#include "../window_plan.h"
 #include "launch.cuh"
 
 namespace te {
@@ -20,43 +24,47 @@ namespace {
 constexpr int kTile = 64;
 constexpr int kTileWords = 16;
 
+// Tiles of rows_x beyond the grid's y limit (65,535) are taken by the same
+// blocks in turn (grid-stride along y).
 __global__ void cross_popcount_kernel(const uint64_t* __restrict__ X,
                                       const uint64_t* __restrict__ Y, int64_t words,
                                       int64_t rows_x, int64_t rows_y, int64_t* __restrict__ cross) {
   __shared__ uint64_t xs[kTile][kTileWords + 1];  // +1: no bank conflicts on column reads
   __shared__ uint64_t ys[kTile][kTileWords + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t a0 = int64_t(blockIdx.y) * kTile, b0 = int64_t(blockIdx.x) * kTile;
-  int64_t acc[4][4] = {};
-  for (int64_t w0 = 0; w0 < words; w0 += kTileWords) {
-    for (int e = ty * 16 + tx; e < kTile * kTileWords; e += 256) {
-      const int row = e / kTileWords, col = e % kTileWords;
-      const int64_t w = w0 + col;
-      xs[row][col] = (a0 + row < rows_x && w < words) ? X[(a0 + row) * words + w] : 0;
-      ys[row][col] = (b0 + row < rows_y && w < words) ? Y[(b0 + row) * words + w] : 0;
-    }
-    __syncthreads();
+  const int64_t b0 = int64_t(blockIdx.x) * kTile;
+  for (int64_t a0 = int64_t(blockIdx.y) * kTile; a0 < rows_x; a0 += int64_t(gridDim.y) * kTile) {
+    int64_t acc[4][4] = {};
+    for (int64_t w0 = 0; w0 < words; w0 += kTileWords) {
+      for (int e = ty * 16 + tx; e < kTile * kTileWords; e += 256) {
+        const int row = e / kTileWords, col = e % kTileWords;
+        const int64_t w = w0 + col;
+        xs[row][col] = (a0 + row < rows_x && w < words) ? X[(a0 + row) * words + w] : 0;
+        ys[row][col] = (b0 + row < rows_y && w < words) ? Y[(b0 + row) * words + w] : 0;
+      }
+      __syncthreads();
 #pragma unroll 4
-    for (int kk = 0; kk < kTileWords; ++kk) {
-      uint64_t xv[4], yv[4];
+      for (int kk = 0; kk < kTileWords; ++kk) {
+        uint64_t xv[4], yv[4];
 #pragma unroll
-      for (int r = 0; r < 4; ++r) xv[r] = xs[ty + 16 * r][kk];
+        for (int r = 0; r < 4; ++r) xv[r] = xs[ty + 16 * r][kk];
 #pragma unroll
-      for (int s = 0; s < 4; ++s) yv[s] = ys[tx + 16 * s][kk];
+        for (int s = 0; s < 4; ++s) yv[s] = ys[tx + 16 * s][kk];
 #pragma unroll
-      for (int r = 0; r < 4; ++r)
+        for (int r = 0; r < 4; ++r)
 #pragma unroll
-        for (int s = 0; s < 4; ++s) acc[r][s] += math::popcount64(xv[r] & yv[s]);
+          for (int s = 0; s < 4; ++s) acc[r][s] += math::popcount64(xv[r] & yv[s]);
+      }
+      __syncthreads();
     }
-    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int s = 0; s < 4; ++s) {
+        const int64_t a = a0 + ty + 16 * r, b = b0 + tx + 16 * s;
+        if (a < rows_x && b < rows_y) cross[a * rows_y + b] = acc[r][s];
+      }
   }
-#pragma unroll
-  for (int r = 0; r < 4; ++r)
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      const int64_t a = a0 + ty + 16 * r, b = b0 + tx + 16 * s;
-      if (a < rows_x && b < rows_y) cross[a * rows_y + b] = acc[r][s];
-    }
 }
 
 // ---- The GEMM path: the same cross counts as an int8 matmul on tensor cores ----
@@ -102,7 +110,7 @@ at::Tensor cross_counts(const PackedSide& X, const PackedSide& Y, const SeriesPl
   }
   at::Tensor cross = at::empty({rows_x, rows_y}, X.onehot.options());
   const dim3 grid(static_cast<unsigned>(math::ceil_div(rows_y, kTile)),
-                  static_cast<unsigned>(math::ceil_div(rows_x, kTile)));
+                  static_cast<unsigned>(std::min(math::ceil_div(rows_x, kTile), kMaxGridYZ)));
   cross_popcount_kernel<<<grid, dim3(16, 16), 0, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const uint64_t*>(X.onehot.const_data_ptr<int64_t>()),
       reinterpret_cast<const uint64_t*>(Y.onehot.const_data_ptr<int64_t>()), p.words, rows_x,
@@ -170,11 +178,14 @@ __global__ void histogram_kernel(const int32_t* __restrict__ xstates,
   }
 }
 
+// `status` (nullable): a deferred window's status; when it recorded a bad
+// input value, every TE is NaN rather than a number computed from bad data.
 __global__ void te_from_counts_kernel(const int64_t* __restrict__ counts, int64_t npairs, int k,
-                                      int l, double* __restrict__ out) {
+                                      int l, const int64_t* status, double* __restrict__ out) {
   const int64_t bins = int64_t(1) << (k + l + 1);
+  const bool poisoned = status != nullptr && status[kStatusFlags] != 0;
   for (int64_t q = grid_start(); q < npairs; q += grid_stride()) {
-    out[q] = math::te_from_joint_counts(counts + q * bins, k, l, math::DirectClog{});
+    out[q] = poisoned ? NAN : math::te_from_joint_counts(counts + q * bins, k, l, math::DirectClog{});
   }
 }
 
@@ -185,6 +196,7 @@ PairGeometry geometry(const PackedSide& X, const PackedSide& Y, const SeriesPlan
 at::Tensor histogram_counts(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
                             const int64_t* pairs, int64_t npairs) {
   at::Tensor counts = at::zeros({npairs, p.bins}, X.counts.options());
+  if (npairs == 0) return counts;
   histogram_kernel<<<blocks_for(npairs * p.nobs), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       X.states.const_data_ptr<int32_t>(), Y.states.const_data_ptr<int32_t>(), pairs, npairs, p.J,
       p.nobs, p.l, p.bins, reinterpret_cast<unsigned long long*>(counts.data_ptr<int64_t>()));
@@ -194,13 +206,14 @@ at::Tensor histogram_counts(const PackedSide& X, const PackedSide& Y, const Seri
 
 }  // namespace
 
-at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l) {
+at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l,
+                                    const int64_t* status) {
   const int64_t bins = int64_t(1) << (k + l + 1);
   const int64_t npairs = counts.numel() / bins;
   at::Tensor out = at::empty({npairs}, counts.options().dtype(at::kDouble));
   if (npairs == 0) return out;
   te_from_counts_kernel<<<blocks_for(npairs), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-      counts.const_data_ptr<int64_t>(), npairs, k, l, out.data_ptr<double>());
+      counts.const_data_ptr<int64_t>(), npairs, k, l, status, out.data_ptr<double>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
@@ -231,6 +244,7 @@ at::Tensor all_pairs_cuda(const PackedSide& X, const PackedSide& Y, const Series
 at::Tensor listed_pairs_te_cuda(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
                                 const at::Tensor& pairs) {
   const int64_t npairs = pairs.size(0);
+  if (npairs == 0) return at::empty({0}, X.counts.options().dtype(at::kDouble));
   if (!p.onehot) {
     return te_from_counts_cuda_impl(histogram_counts(X, Y, p, pairs.const_data_ptr<int64_t>(), npairs),
                                     p.k, p.l);

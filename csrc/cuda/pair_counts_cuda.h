@@ -20,8 +20,11 @@ at::Tensor all_pairs_cuda(const PackedSide& X, const PackedSide& Y, const Series
 at::Tensor listed_pairs_te_cuda(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
                                 const at::Tensor& pairs);
 
-// TE of every [..., bins] histogram (int64, contiguous, non-negative).
-at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l);
+// TE of every [..., bins] histogram (int64, contiguous, non-negative). With a
+// deferred window's `status` (device pointer), NaN everywhere once it recorded
+// a bad input value.
+at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l,
+                                    const int64_t* status = nullptr);
 
 }  // namespace cuda
 }  // namespace te

@@ -4,13 +4,17 @@
 #include <ATen/ops/aminmax.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/stack.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime_api.h>
 #include <torch/library.h>
 
 #include <limits>
+#include <mutex>
+#include <unordered_map>
 
 #include "../te_plan.h"
+#include "../window_plan.h"
 #include "pack_cuda.h"
 #include "pair_counts_cuda.h"
 
@@ -28,17 +32,16 @@ int64_t mul_sat(int64_t a, int64_t b) {
   return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
 }
 
-struct Packed {
-  PackedSide source, target;
-};
-
-Packed pack_both(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& p,
+// Pack step of the drivers: the memory check (per-pair histograms are part of
+// the output here: no per-worker scratch), then each side.
+Packed pack_cuda(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& p,
                  int64_t output_bytes, const char* op) {
-  // Per-pair histograms are part of `output_bytes` here: no per-worker scratch.
-  // Against the device's free memory, queried only for large requests.
-  check_fits(add_sat(workspace_bytes(p, kRowPad, /*workers=*/0), output_bytes), p, op);
-  return Packed{pack_side_cuda(source, p, /*is_target=*/false, op, "source"),
-                pack_side_cuda(target, p, /*is_target=*/true, op, "target")};
+  // Against the device's free memory, queried only for large requests (check_fits).
+  return pack_both(p, workspace_bytes(p, kRowPad, /*workers=*/0), output_bytes,
+                   std::numeric_limits<int64_t>::max(), op, [&] {
+                     return Packed{pack_side_cuda(source, p, /*is_target=*/false, op, "source"),
+                                   pack_side_cuda(target, p, /*is_target=*/true, op, "target")};
+                   });
 }
 
 at::Tensor joint_counts_cuda(const at::Tensor& source, const at::Tensor& target, int64_t k,
@@ -48,7 +51,7 @@ at::Tensor joint_counts_cuda(const at::Tensor& source, const at::Tensor& target,
   const c10::cuda::CUDAGuard guard(source.device());
   const int64_t out_bytes = mul_sat(mul_sat(mul_sat(p.I, p.J), p.bins), 8);
   // The cross-count matrix of the one-hot path counts as workspace too.
-  const Packed x = pack_both(source, target, p, add_sat(out_bytes, out_bytes), op);
+  const Packed x = pack_cuda(source, target, p, add_sat(out_bytes, out_bytes), op);
   return all_pairs_cuda(x.source, x.target, p, PairOutput::kCounts);
 }
 
@@ -58,7 +61,7 @@ at::Tensor transfer_entropy_cuda(const at::Tensor& source, const at::Tensor& tar
   const SeriesPlan p = plan_series(source, target, k, l, delay, threshold, op);
   const c10::cuda::CUDAGuard guard(source.device());
   const int64_t cross_bytes = mul_sat(mul_sat(mul_sat(p.I, p.J), p.bins), 8);
-  const Packed x = pack_both(source, target, p, cross_bytes, op);
+  const Packed x = pack_cuda(source, target, p, cross_bytes, op);
   return all_pairs_cuda(x.source, x.target, p, PairOutput::kTransferEntropy);
 }
 
@@ -70,7 +73,7 @@ at::Tensor transfer_entropy_pairs_cuda(const at::Tensor& source, const at::Tenso
   check_pairs(pairs, p, source.device(), op);
   const c10::cuda::CUDAGuard guard(source.device());
   const int64_t out_bytes = mul_sat(mul_sat(pairs.size(0), p.onehot ? 1 : p.bins), 8);
-  const Packed x = pack_both(source, target, p, out_bytes, op);
+  const Packed x = pack_cuda(source, target, p, out_bytes, op);
   return listed_pairs_te_cuda(x.source, x.target, p, pairs.contiguous());
 }
 
@@ -89,9 +92,29 @@ at::Tensor te_from_counts_cuda(const at::Tensor& counts, int64_t k, int64_t l) {
   return te_from_counts_cuda_impl(c, static_cast<int>(k), static_cast<int>(l)).view(shape);
 }
 
+// The TE refresh of training: counts that a window produced itself are
+// non-negative and bounded by the window, so the range check (and its sync) is
+// skipped. A recorded bad input value turns every TE into NaN, on the device.
+at::Tensor te_from_window_counts_cuda(const at::Tensor& counts,
+                                      const std::optional<at::Tensor>& status, int64_t k,
+                                      int64_t l) {
+  const char* op = "te._te_from_window_counts";
+  check_counts(counts, k, l, op);
+  TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, op, ": counts must be int64, got ",
+                   counts.scalar_type());
+  if (status.has_value()) check_window_status(*status, counts, op);
+  const c10::cuda::CUDAGuard guard(counts.device());
+  std::vector<int64_t> shape(counts.sizes().begin(), counts.sizes().end() - 1);
+  const at::Tensor c = counts.contiguous();
+  return te_from_counts_cuda_impl(c, static_cast<int>(k), static_cast<int>(l),
+                                  status.has_value() ? status->const_data_ptr<int64_t>() : nullptr)
+      .view(shape);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(te, CUDA, m) {
+  m.impl("_te_from_window_counts", &te_from_window_counts_cuda);
   m.impl("joint_counts", &joint_counts_cuda);
   m.impl("te_from_counts", &te_from_counts_cuda);
   m.impl("transfer_entropy", &transfer_entropy_cuda);
