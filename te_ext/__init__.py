@@ -13,17 +13,25 @@ import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.te.*)
 from . import _fake  # noqa: F401  (shape functions for torch.compile / opcheck)
+from . import _fake_stats  # noqa: F401  (the same for the statistics ops)
 from ._ops import joint_counts, te_from_counts, transfer_entropy, transfer_entropy_pairs
 from .feedback import TEFeedback
+from .stats import (SignificanceResult, benjamini_hochberg, local_transfer_entropy, significance,
+                    surrogate_permutations)
 from .window import StreamingJointCounts
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SignificanceResult",
     "StreamingJointCounts",
     "TEFeedback",
+    "benjamini_hochberg",
     "build_info",
     "joint_counts",
+    "local_transfer_entropy",
+    "significance",
+    "surrogate_permutations",
     "te_from_counts",
     "transfer_entropy",
     "transfer_entropy_pairs",

@@ -3,12 +3,17 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <utility>
 
 #include "../te_plan.h"
 
 namespace te {
 namespace cpu {
+
+// In place: afterwards bit t of a[c] is what bit c of a[t] was (a 64 x 64
+// bit transpose; also used by the surrogates to permute observations).
+void transpose_bits64(uint64_t a[64]);
 
 // One side (source or target) of a problem, packed.
 struct PackedSide {
