@@ -63,7 +63,8 @@ def test_analytic_shrinks_independent_te(rng):
     y = torch.from_numpy(random_series(rng, 300, 20))
     plugin = te_ext.transfer_entropy(x, y, k=2)
     corrected = te_ext.transfer_entropy(x, y, k=2, bias_correction="analytic")
-    assert corrected.abs().mean() < 0.3 * plugin.mean()
+    # Independent series: the plug-in mean is about the bias, the corrected mean about 0.
+    assert corrected.mean().abs() < 0.2 * plugin.mean()
 
 
 def test_bias_correction_bad_value(rng):
@@ -93,8 +94,11 @@ def test_bh_hand_example():
     # sorted: .005 .01 .03 .04 .2 .9 vs alpha*r/6 = .0083 .0167 .025 .0333 .0417 .05
     # largest r with p_(r) <= bound: r = 2 -> {0.005, 0.01}.
     assert te_ext.benjamini_hochberg(p, 0.05).tolist() == [True, False, False, True, False, False]
-    # The step-up keeps a p above its own bound when a later one passes: r = 4 at alpha 0.25.
-    assert te_ext.benjamini_hochberg(p, 0.25).tolist() == [True, True, True, True, False, False]
+    # alpha 0.25: bounds .042 .083 .125 .167 .208 .25, r = 5.
+    assert te_ext.benjamini_hochberg(p, 0.25).tolist() == [True, True, True, True, True, False]
+    # Step-up: 0.06 is above its own bound (.05) but 0.07 passes (.075), so both are kept.
+    q = torch.tensor([0.07, 0.001, 0.9, 0.06])
+    assert te_ext.benjamini_hochberg(q, 0.1).tolist() == [True, True, False, True]
 
 
 def test_bh_matches_numpy_and_shapes():
