@@ -104,7 +104,7 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
         "train": ["torchvision", "scikit-learn", "matplotlib", "tqdm"],
-        "test": ["pytest", "pytest-benchmark", "hypothesis", "pyinform"],
+        "test": ["pytest", "pytest-benchmark", "hypothesis", "pyinform", "scipy", "jpype1", "idtxl-uv"],
     },
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
