@@ -110,3 +110,29 @@ def test_local_cuda_matches_cpu(rng, k, l, delay):
     a = te_ext.local_transfer_entropy(x, y, PAIRS, k=k, l=l, delay=delay)
     b = te_ext.local_transfer_entropy(x.cuda(), y.cuda(), PAIRS.cuda(), k=k, l=l, delay=delay)
     torch.testing.assert_close(a, b.cpu(), rtol=0, atol=1e-12)
+
+
+def test_fakes_trace_under_compile(rng):
+    x = torch.from_numpy(random_series(rng, 64, 3))
+    y = torch.from_numpy(random_series(rng, 64, 2))
+    perm = te_ext.surrogate_permutations(63, 4, seed=0)
+
+    @torch.compile(fullgraph=True, backend="eager")
+    def both(a, b, p):
+        te, at_least, s1, s2 = torch.ops.te.transfer_entropy_surrogates(a, b, p, 1, 1, 1)
+        return torch.ops.te.local_transfer_entropy(a, b, PAIRS.clamp(max=1), 2).mean(1), te, s1
+
+    local, te, s1 = both(x, y, perm)
+    torch.testing.assert_close(local, te_ext.local_transfer_entropy(x, y, PAIRS.clamp(max=1),
+                                                                    k=2).mean(1))
+    assert torch.equal(te, te_ext.transfer_entropy(x, y))
+
+
+def test_fake_mixed_devices_raise():
+    x = torch.zeros(10, 2, dtype=torch.bool)
+    m = torch.empty(10, 2, dtype=torch.bool, device="meta")
+    with pytest.raises(ValueError, match="same device"):
+        torch.ops.te.local_transfer_entropy(x, m, torch.tensor([[0, 0]]))
+    with pytest.raises(ValueError, match="permutations must be on meta like source and target, got cpu"):
+        torch.ops.te.transfer_entropy_surrogates(m.new_empty(10, 2, device="meta"), m,
+                                                 torch.arange(9).unsqueeze(0))
