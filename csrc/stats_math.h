@@ -21,13 +21,15 @@ TE_HD int64_t stream_bit_of(int64_t q, int64_t obs_per_rep, int64_t rep_words) {
   return (q / obs_per_rep) * rep_words * math::kWordBits + q % obs_per_rep;
 }
 
-// The pooled observation at bit b of stream word w, or -1 for a padding bit
-// (past a replicate's observations, or past the last replicate).
-TE_HD int64_t observation_at(int64_t w, int b, int64_t R, int64_t obs_per_rep,
-                             int64_t rep_words) {
+// The pooled observations held by stream word w are contiguous: bits
+// 0 .. *valid - 1 hold observations first, first + 1, ...; the other bits are
+// padding (past a replicate's observations, or past the last replicate).
+TE_HD int64_t word_observations(int64_t w, int64_t R, int64_t obs_per_rep, int64_t rep_words,
+                                int* valid) {
   const int64_t r = w / rep_words;
-  const int64_t o = (w % rep_words) * math::kWordBits + b;
-  if (r >= R || o >= obs_per_rep) return -1;
+  const int64_t o = (w % rep_words) * math::kWordBits;
+  const int64_t left = r < R ? obs_per_rep - o : 0;
+  *valid = static_cast<int>(left < math::kWordBits ? (left > 0 ? left : 0) : math::kWordBits);
   return r * obs_per_rep + o;
 }
 
@@ -39,16 +41,14 @@ TE_HD uint64_t stream_bit(const uint64_t* row, int64_t q, int64_t obs_per_rep,
 }
 
 // Word w of the permuted one-hot stream `row`: bit b holds the stream's bit at
-// the observation perm[observation_at(w, b)] (a surrogate moves the source's
+// the observation perm[first + b] (see word_observations; a surrogate moves the source's
 // past state of observation perm[q] to observation q).
 TE_HD uint64_t permuted_stream_word(const uint64_t* row, const int64_t* perm, int64_t w,
                                     int64_t R, int64_t obs_per_rep, int64_t rep_words) {
+  int valid = 0;
+  const int64_t first = word_observations(w, R, obs_per_rep, rep_words, &valid);
   uint64_t out = 0;
-  for (int b = 0; b < math::kWordBits; ++b) {
-    const int64_t q = observation_at(w, b, R, obs_per_rep, rep_words);
-    if (q < 0) break;  // the rest of the word is padding too
-    out |= stream_bit(row, perm[q], obs_per_rep, rep_words) << b;
-  }
+  for (int b = 0; b < valid; ++b) out |= stream_bit(row, perm[first + b], obs_per_rep, rep_words) << b;
   return out;
 }
 

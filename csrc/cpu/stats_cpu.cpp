@@ -106,11 +106,9 @@ ObservationMajor observation_major(const PackedSide& X, const SeriesPlan& p) {
         block[r] = row < om.rows ? xw[row * p.words + w] : 0;
       }
       transpose_bits64(block);  // block[b]: bit r = row 64 rb + r at observation bit b
-      for (int b = 0; b < 64; ++b) {
-        const int64_t q = stats::observation_at(w, b, p.R, p.obs_per_rep, p.rep_words);
-        if (q < 0) break;
-        om.words[q * om.blocks + rb] = block[b];
-      }
+      int valid = 0;
+      const int64_t first = stats::word_observations(w, p.R, p.obs_per_rep, p.rep_words, &valid);
+      for (int b = 0; b < valid; ++b) om.words[(first + b) * om.blocks + rb] = block[b];
     }
   });
   return om;
@@ -128,11 +126,8 @@ void permute_streams(const ObservationMajor& om, const int64_t* perm, const Seri
     int64_t src[64];
     for (int64_t w = w0; w < w1; ++w) {
       int nb = 0;  // valid observation bits in this word
-      for (; nb < 64; ++nb) {
-        const int64_t q = stats::observation_at(w, nb, p.R, p.obs_per_rep, p.rep_words);
-        if (q < 0) break;
-        src[nb] = perm[q] * om.blocks;
-      }
+      const int64_t first = stats::word_observations(w, p.R, p.obs_per_rep, p.rep_words, &nb);
+      for (int b = 0; b < nb; ++b) src[b] = perm[first + b] * om.blocks;
       for (int64_t rb = 0; rb < om.blocks; ++rb) {
         if (!need.empty() && !need[rb]) continue;
         for (int b = 0; b < nb; ++b) block[b] = om.words[src[b] + rb];
