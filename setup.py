@@ -134,7 +134,7 @@ setup(
         "train": ["torchvision", "scikit-learn", "matplotlib", "tqdm"],
         # jpype1 + idtxl-uv: JIDT's infodynamics.jar for tests/test_ops_jidt.py (idtxl-uv
         # also pulls mpi4py, pyopencl, h5py...; scripts/bootstrap.sh installs it --no-deps).
-        "test": ["pytest", "pytest-benchmark", "hypothesis", "pyinform", "jpype1", "idtxl-uv"],
+        "test": ["pytest", "pytest-benchmark", "hypothesis", "pyinform", "scipy", "jpype1", "idtxl-uv"],
     },
     ext_modules=[_extension()],
     cmdclass={"build_ext": BuildExtension},

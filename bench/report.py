@@ -37,8 +37,10 @@ import conftest  # noqa: E402
 import workloads  # noqa: E402
 
 # Seconds of interleaved timing per target.
-TARGET_BUDGET_S = {"quick": {"P1": 3.0, "P2": 4.0, "P3": 8.0, "P4": 4.0, "D1": 6.0},
-                   "full": {"P1": 10.0, "P2": 10.0, "P3": 30.0, "P4": 10.0, "D1": 20.0}}
+TARGET_BUDGET_S = {"quick": {"P1": 3.0, "P2": 4.0, "P3": 8.0, "P4": 4.0, "D1": 6.0, "S1": 6.0,
+                             "S2": 6.0},
+                   "full": {"P1": 10.0, "P2": 10.0, "P3": 30.0, "P4": 10.0, "D1": 20.0, "S1": 60.0,
+                            "S2": 60.0}}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -128,7 +130,7 @@ def benchmark_rows(data: Dict[str, Any]) -> List[Dict[str, Any]]:
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for bench in data.get("benchmarks", []):
         groups.setdefault(bench["group"], []).append(bench)
-    order = ["transfer_entropy[", "joint_counts[", "te_from_counts[", "transfer_entropy_pairs[",
+    order = ["transfer_entropy[", "significance[", "joint_counts[", "te_from_counts[", "transfer_entropy_pairs[",
              "train_step[", "window_step["]
     rows = []
     for prefix in order:
@@ -227,6 +229,37 @@ def target_p4(budget: float) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     return p4, rows
 
 
+def target_s1(budget: float, level: str = "quick") -> Dict[str, Any]:
+    import stats_workloads as sw
+
+    s = sw.SURROGATES[level]
+    times = alternate.alternate({"ours": sw.ours(s), "te": sw.repeated_te(s)}, budget_s=budget,
+                                min_rounds=3)
+    mid, lo, hi = alternate.paired_ratio(times["ours"], times["te"])
+    return {"id": "S1", "measured": mid, "quartiles": [lo, hi], "rounds": len(times["ours"]),
+            "t_ours": alternate.median(times["ours"]), "t_base": alternate.median(times["te"]),
+            "surrogates": s}
+
+
+def target_s2(budget: float, level: str = "quick") -> Dict[str, Any]:
+    import stats_workloads as sw
+
+    reason = sw.jidt_unavailable()
+    if reason:
+        return _not_measured("S2", reason)
+    s = sw.SURROGATES[level]
+    jidt, scale, sample = sw.jidt_sample(level)
+    times = alternate.alternate({"ours": sw.ours(s), "jidt": jidt}, budget_s=budget, min_rounds=3)
+    # Both sides brought to 1000 surrogates over all pairs: JIDT extrapolated from its sample
+    # of pairs, ours scaled from S surrogates.
+    ours_scale = sw.JIDT_SURROGATES / s
+    mid, lo, hi = alternate.paired_ratio(times["jidt"], times["ours"], scale / ours_scale)
+    return {"id": "S2", "measured": mid, "quartiles": [lo, hi],
+            "rounds": len(times["ours"]), "t_ours": alternate.median(times["ours"]) * ours_scale,
+            "t_base": alternate.median(times["jidt"]) * scale, "jidt_sample_pairs": sample,
+            "surrogates_timed": s}
+
+
 def memory_report() -> Dict[str, Any]:
     reason = workloads.streaming_available()
     if reason:
@@ -267,6 +300,11 @@ TARGETS = {
     "D1": ("transfer_entropy_delays, 30 delays / one transfer_entropy, 256×256 T=4096",
            "te_ext transfer_entropy_delays(1..30)", "te_ext transfer_entropy (one delay)", "le",
            12.0, 12.0),
+    "S1": ("significance(surrogates=S) 256×256 T=4096 / S × transfer_entropy",
+           "te_ext significance", "S × te_ext transfer_entropy", "le", 1.1, 1.1),
+    "S2": ("JIDT computeSignificance(1000) all pairs (extrapolated) / significance(1000), "
+           "256×256 T=4096", "te_ext significance(1000)",
+           "JIDT computeSignificance(1000) × 65,536 pairs (extrapolated)", "ge", 1000.0, 1000.0),
 }
 
 
@@ -302,7 +340,7 @@ def markdown_table(targets: List[Dict[str, Any]], extra: List[Dict[str, Any]],
     for t in targets:
         m = t["measured"]
         # P2 is stated as a speed-up, the others as a time ratio.
-        ratio = None if m is None else (1 / m if "P2" in t["what"] else m)
+        ratio = None if m is None else (1 / m if ("P2" in t["what"] or "S2" in t["what"]) else m)
         lines.append(f"| {t['what']} | {t['ours']} | {t['baseline']} | {fmt_time(t['t_ours'])} | {fmt_time(t['t_base'])} | "
                      f"{fmt_ratio(ratio)} | {fmt_ratio(None if ratio is None else 1 / ratio)} | "
                      f"{t['target']} | {t['status']} |")
@@ -403,6 +441,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["P3"], subset = _guarded("P3", target_p3, budgets["P3"], extra=None)
     results["P4"], windows = _guarded("P4", target_p4, budgets["P4"], extra=[])
     results["D1"] = _guarded("D1", delays_target.target_d1, budgets["D1"])
+    results["S1"] = _guarded("S1", lambda b: target_s1(b, level), budgets["S1"])
+    results["S2"] = _guarded("S2", lambda b: target_s2(b, level), budgets["S2"])
     # One thread on both sides: far less sensitive to a busy neighbour than two threads that
     # wait on each other, so a useful cross-check when the background load is high.
     with torch_threads(1):

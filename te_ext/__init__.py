@@ -15,19 +15,27 @@ from . import _C  # noqa: F401  (registers torch.ops.te.*)
 from . import _fake  # noqa: F401  (shape functions for torch.compile / opcheck)
 from . import _fake_delays  # noqa: F401  (the delay scan's shape function)
 from . import _fake_window  # noqa: F401  (the same for the training path's internal ops)
+from . import _fake_stats  # noqa: F401  (the same for the statistics ops)
 from ._ops import joint_counts, te_from_counts, transfer_entropy, transfer_entropy_pairs
 from .delays import transfer_entropy_delays
 from . import distributed  # noqa: E402  (te_ext.distributed.transfer_entropy)
 from .feedback import TEFeedback
+from .stats import (SignificanceResult, benjamini_hochberg, local_transfer_entropy, significance,
+                    surrogate_permutations)
 from .window import StreamingJointCounts
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SignificanceResult",
     "StreamingJointCounts",
     "TEFeedback",
+    "benjamini_hochberg",
     "build_info",
     "joint_counts",
+    "local_transfer_entropy",
+    "significance",
+    "surrogate_permutations",
     "te_from_counts",
     "distributed",
     "transfer_entropy",

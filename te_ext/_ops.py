@@ -89,16 +89,26 @@ def te_from_counts(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
 
 
 def transfer_entropy(source: Tensor, target: Tensor, k: int = 1, l: int = 1, delay: int = 1,
-                     threshold: Optional[float] = None) -> Tensor:
+                     threshold: Optional[float] = None, *,
+                     bias_correction: str = "none") -> Tensor:
     """``TE(source i -> target j)`` in bits for every pair: float64 ``[I, J]``.
 
     Fused: the counts of each pair are reduced to TE as they are made, so the
     ``[I, J, bins]`` histogram is never materialised. Equal to
     ``te_from_counts(joint_counts(...), k, l)``.
+
+    ``bias_correction="analytic"`` subtracts the first-order (Miller–Madow /
+    Panzeri–Treves) bias of the plug-in estimate, computed from each pair's numbers
+    of occupied bins ``B``: ``(B(Yn,Yp,Xp) - B(Yp,Xp) - B(Yn,Yp) + B(Yp)) / (2 N ln 2)``
+    (see :func:`te_ext.stats.analytic_bias`); the result can be negative. It goes
+    through ``joint_counts`` (``[I, J, bins]`` int64 in memory).
     """
     _check_ints("transfer_entropy", k=k, l=l, delay=delay)
-    return torch.ops.te.transfer_entropy(_series(source, threshold), _series(target, threshold),
-                                         k, l, delay, threshold)
+    source, target = _series(source, threshold), _series(target, threshold)
+    if bias_correction != "none":
+        from .stats import _corrected_transfer_entropy
+        return _corrected_transfer_entropy(source, target, k, l, delay, threshold, bias_correction)
+    return torch.ops.te.transfer_entropy(source, target, k, l, delay, threshold)
 
 
 def transfer_entropy_pairs(source: Tensor, target: Tensor, pairs: Tensor, k: int = 1,

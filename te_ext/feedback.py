@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ._checks import check_int, check_window
 from ._ops import transfer_entropy_pairs
+from .stats import check_estimator, estimate_te, estimator_config
 from .window import StreamingJointCounts
 
 __all__ = ["TEFeedback"]
@@ -65,6 +66,14 @@ class TEFeedback:
       :math:`W_{j,:} \leftarrow W_{j,:} - \sum_i D_{ij} W_{i,:}`. The first refresh has no
       :math:`T_{prev}` and changes nothing. Use it on the last Linear (the classifier).
 
+    ``estimator``: ``"plugin"`` (default) uses the plug-in TE; ``"analytic"`` subtracts its
+    first-order bias (:func:`te_ext.stats.analytic_bias`) and clips at 0; ``"effective"``
+    uses :func:`te_ext.significance`'s ``effective`` TE (TE minus the mean of ``surrogates``
+    permutation surrogates, fresh ones each refresh) clipped at 0. Cost per refresh:
+    ``"analytic"`` about one ``te_from_counts`` (plus ``joint_counts`` over the window when
+    ``pair_fraction < 1``); ``"effective"`` about ``surrogates + 1`` ``transfer_entropy``
+    calls over the window, since the surrogates need the window's series, not its counts.
+
     ``pair_fraction < 1`` computes TE only for a seeded random subset of pairs, with
     :func:`te_ext.transfer_entropy_pairs` over the window at each refresh (the paper's
     overhead/accuracy trade-off); the other pairs get T = 0.
@@ -85,7 +94,8 @@ class TEFeedback:
                  source_threshold: float = 0.0, target_threshold: float = 0.5,
                  target_transform: Union[None, str, Callable[[Tensor], Tensor]] = None,
                  rule: str = "paper", pair_fraction: float = 1.0, k: int = 1, l: int = 1,
-                 delay: int = 1, seed: int = 0) -> None:
+                 delay: int = 1, seed: int = 0, estimator: str = "plugin",
+                 surrogates: int = 16) -> None:
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
         if rule not in _RULES:
@@ -119,6 +129,7 @@ class TEFeedback:
                      float(pair_fraction) == 1.0)
 
         self.linear, self.rule, self.every, self.seed = linear, rule, every, seed
+        self.estimator, self.surrogates = check_estimator(estimator, surrogates)
         self.window_size, self.k, self.l, self.delay = window, k, l, delay
         self.source_threshold = _check_threshold("source_threshold", source_threshold)
         self.target_threshold = _check_threshold("target_threshold", target_threshold)
@@ -187,7 +198,7 @@ class TEFeedback:
 
     # ---- TE ------------------------------------------------------------------------------
     def _refresh(self) -> None:
-        te = self._compute_te().to(torch.float32)
+        te = (self._compute_te() if self.estimator == "plugin" else estimate_te(self)).to(torch.float32)
         if self.rule == "paper":
             self._grad_scale = (1.0 + te).t().contiguous()
         else:
@@ -244,7 +255,7 @@ class TEFeedback:
         return {"window": self.window_size, "every": self.every, "rule": self.rule,
                 "source_threshold": self.source_threshold, "target_threshold": self.target_threshold,
                 "pair_fraction": self.pair_fraction, "k": self.k, "l": self.l, "delay": self.delay,
-                "seed": self.seed}
+                "seed": self.seed, **estimator_config(self)}
 
     def state_dict(self) -> Dict[str, Any]:
         """Everything needed to resume exactly: the window, its counts, T and the step."""

@@ -46,6 +46,8 @@ struct BadValue {
   }
 };
 
+}  // namespace
+
 // In place: afterwards bit t of a[c] is what bit c of a[t] was.
 void transpose_bits64(uint64_t a[64]) {
   uint64_t m = 0x00000000FFFFFFFFULL;
@@ -57,6 +59,8 @@ void transpose_bits64(uint64_t a[64]) {
     }
   }
 }
+
+namespace {
 
 // Bit c = binarised row[c * sc], for c < nc.
 template <typename scalar_t>

@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <utility>
 
 #include "../packed.h"
@@ -12,6 +13,10 @@ namespace te {
 namespace cpu {
 
 using PackedSide = ::te::PackedSide;  // shared with the CUDA drivers (packed.h)
+
+// In place: afterwards bit t of a[c] is what bit c of a[t] was (a 64 x 64
+// bit transpose; also used by the surrogates to permute observations).
+void transpose_bits64(uint64_t a[64]);
 
 // Binarises (value > threshold, or checks 0/1) and packs `x` ([T, C] or
 // [R, T, C], any strides) as the target (ynext, ypast) or the source (xpast)

@@ -1,0 +1,74 @@
+// The math of the statistics ops (permutation surrogates, local TE), written
+// once for the CPU and CUDA kernels, on top of te_math.h.
+//
+// Observations are numbered two ways:
+//  * the pooled index q in [0, R * (T - n0)): replicate r = q / obs_per_rep,
+//    observation o = q % obs_per_rep of that replicate, in time order; this is
+//    what a surrogate permutation permutes and what local TE is indexed by;
+//  * the bit position of q in a packed stream: replicate r's observations
+//    start at word r * rep_words (see SeriesPlan).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "te_math.h"
+
+namespace te {
+namespace stats {
+
+TE_HD int64_t stream_bit_of(int64_t q, int64_t obs_per_rep, int64_t rep_words) {
+  return (q / obs_per_rep) * rep_words * math::kWordBits + q % obs_per_rep;
+}
+
+// The pooled observations held by stream word w are contiguous: bits
+// 0 .. *valid - 1 hold observations first, first + 1, ...; the other bits are
+// padding (past a replicate's observations, or past the last replicate).
+TE_HD int64_t word_observations(int64_t w, int64_t R, int64_t obs_per_rep, int64_t rep_words,
+                                int* valid) {
+  const int64_t r = w / rep_words;
+  const int64_t o = (w % rep_words) * math::kWordBits;
+  const int64_t left = r < R ? obs_per_rep - o : 0;
+  *valid = static_cast<int>(left < math::kWordBits ? (left > 0 ? left : 0) : math::kWordBits);
+  return r * obs_per_rep + o;
+}
+
+// Bit q' = perm[q] of a stream, read at its packed position.
+TE_HD uint64_t stream_bit(const uint64_t* row, int64_t q, int64_t obs_per_rep,
+                          int64_t rep_words) {
+  const int64_t bit = stream_bit_of(q, obs_per_rep, rep_words);
+  return (row[bit / math::kWordBits] >> (bit % math::kWordBits)) & 1;
+}
+
+// Word w of the permuted one-hot stream `row`: bit b holds the stream's bit at
+// the observation perm[first + b] (see word_observations; a surrogate moves the source's
+// past state of observation perm[q] to observation q).
+TE_HD uint64_t permuted_stream_word(const uint64_t* row, const int64_t* perm, int64_t w,
+                                    int64_t R, int64_t obs_per_rep, int64_t rep_words) {
+  int valid = 0;
+  const int64_t first = word_observations(w, R, obs_per_rep, rep_words, &valid);
+  uint64_t out = 0;
+  for (int b = 0; b < valid; ++b) out |= stream_bit(row, perm[first + b], obs_per_rep, rep_words) << b;
+  return out;
+}
+
+// Local TE of one observation, in bits: log2( p(ynext | ypast, xpast) / p(ynext | ypast) )
+// with plug-in probabilities, from the counts of its bin, of its (ypast, xpast),
+// of its (ynext, ypast) and of its ypast. All four are >= 1 for an observed bin.
+TE_HD double local_te(int64_t c_bin, int64_t c_ypast_xpast, int64_t c_ynext_ypast,
+                      int64_t c_ypast) {
+  return log2((static_cast<double>(c_bin) * static_cast<double>(c_ypast)) /
+              (static_cast<double>(c_ypast_xpast) * static_cast<double>(c_ynext_ypast)));
+}
+
+// Running sums of one pair over its surrogates: how many reached the observed
+// TE (JIDT's >= comparison), their sum and their sum of squares.
+TE_HD void add_surrogate(double te_surrogate, double te_observed, int64_t* at_least,
+                         double* sum, double* sum_sq) {
+  *at_least += te_surrogate >= te_observed ? 1 : 0;
+  *sum += te_surrogate;
+  *sum_sq += te_surrogate * te_surrogate;
+}
+
+}  // namespace stats
+}  // namespace te
