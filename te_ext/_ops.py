@@ -29,6 +29,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ._triton import dispatch as _fused
+
 __all__ = ["joint_counts", "te_from_counts", "transfer_entropy", "transfer_entropy_pairs"]
 
 
@@ -62,6 +64,9 @@ def transfer_entropy(source: Tensor, target: Tensor, k: int = 1, l: int = 1, del
     ``[I, J, bins]`` histogram is never materialised. Equal to
     ``te_from_counts(joint_counts(...), k, l)``.
     """
+    fused = _fused.maybe_transfer_entropy(source, target, k, l, delay, threshold)  # CUDA only
+    if fused is not None:
+        return fused
     return torch.ops.te.transfer_entropy(source, target, k, l, delay, threshold)
 
 

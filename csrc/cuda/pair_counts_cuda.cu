@@ -16,9 +16,11 @@ namespace {
 // ---- Cross counts: C[a][b] = sum_w popcount(X[a][w] & Y[b][w]) ----------------
 // A 64 x 64 tile of C per block of 16 x 16 threads, 4 x 4 outputs per thread;
 // both operands' words pass through shared memory, so each word loaded from
-// global memory is used by 64 products.
+// global memory is used by 64 products. Row tiles stride over grid.y, which is
+// capped at 65,535 blocks, so any number of rows fits.
 constexpr int kTile = 64;
 constexpr int kTileWords = 16;
+constexpr int64_t kMaxGridY = 65535;
 
 __global__ void cross_popcount_kernel(const uint64_t* __restrict__ X,
                                       const uint64_t* __restrict__ Y, int64_t words,
@@ -26,37 +28,40 @@ __global__ void cross_popcount_kernel(const uint64_t* __restrict__ X,
   __shared__ uint64_t xs[kTile][kTileWords + 1];  // +1: no bank conflicts on column reads
   __shared__ uint64_t ys[kTile][kTileWords + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t a0 = int64_t(blockIdx.y) * kTile, b0 = int64_t(blockIdx.x) * kTile;
-  int64_t acc[4][4] = {};
-  for (int64_t w0 = 0; w0 < words; w0 += kTileWords) {
-    for (int e = ty * 16 + tx; e < kTile * kTileWords; e += 256) {
-      const int row = e / kTileWords, col = e % kTileWords;
-      const int64_t w = w0 + col;
-      xs[row][col] = (a0 + row < rows_x && w < words) ? X[(a0 + row) * words + w] : 0;
-      ys[row][col] = (b0 + row < rows_y && w < words) ? Y[(b0 + row) * words + w] : 0;
-    }
-    __syncthreads();
+  const int64_t b0 = int64_t(blockIdx.x) * kTile;
+  // a0 is uniform over the block, so every thread reaches the same __syncthreads.
+  for (int64_t a0 = int64_t(blockIdx.y) * kTile; a0 < rows_x; a0 += int64_t(gridDim.y) * kTile) {
+    int64_t acc[4][4] = {};
+    for (int64_t w0 = 0; w0 < words; w0 += kTileWords) {
+      for (int e = ty * 16 + tx; e < kTile * kTileWords; e += 256) {
+        const int row = e / kTileWords, col = e % kTileWords;
+        const int64_t w = w0 + col;
+        xs[row][col] = (a0 + row < rows_x && w < words) ? X[(a0 + row) * words + w] : 0;
+        ys[row][col] = (b0 + row < rows_y && w < words) ? Y[(b0 + row) * words + w] : 0;
+      }
+      __syncthreads();
 #pragma unroll 4
-    for (int kk = 0; kk < kTileWords; ++kk) {
-      uint64_t xv[4], yv[4];
+      for (int kk = 0; kk < kTileWords; ++kk) {
+        uint64_t xv[4], yv[4];
 #pragma unroll
-      for (int r = 0; r < 4; ++r) xv[r] = xs[ty + 16 * r][kk];
+        for (int r = 0; r < 4; ++r) xv[r] = xs[ty + 16 * r][kk];
 #pragma unroll
-      for (int s = 0; s < 4; ++s) yv[s] = ys[tx + 16 * s][kk];
+        for (int s = 0; s < 4; ++s) yv[s] = ys[tx + 16 * s][kk];
 #pragma unroll
-      for (int r = 0; r < 4; ++r)
+        for (int r = 0; r < 4; ++r)
 #pragma unroll
-        for (int s = 0; s < 4; ++s) acc[r][s] += math::popcount64(xv[r] & yv[s]);
+          for (int s = 0; s < 4; ++s) acc[r][s] += math::popcount64(xv[r] & yv[s]);
+      }
+      __syncthreads();
     }
-    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int s = 0; s < 4; ++s) {
+        const int64_t a = a0 + ty + 16 * r, b = b0 + tx + 16 * s;
+        if (a < rows_x && b < rows_y) cross[a * rows_y + b] = acc[r][s];
+      }
   }
-#pragma unroll
-  for (int r = 0; r < 4; ++r)
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      const int64_t a = a0 + ty + 16 * r, b = b0 + tx + 16 * s;
-      if (a < rows_x && b < rows_y) cross[a * rows_y + b] = acc[r][s];
-    }
 }
 
 // ---- The GEMM path: the same cross counts as an int8 matmul on tensor cores ----
@@ -102,7 +107,7 @@ at::Tensor cross_counts(const PackedSide& X, const PackedSide& Y, const SeriesPl
   }
   at::Tensor cross = at::empty({rows_x, rows_y}, X.onehot.options());
   const dim3 grid(static_cast<unsigned>(math::ceil_div(rows_y, kTile)),
-                  static_cast<unsigned>(math::ceil_div(rows_x, kTile)));
+                  static_cast<unsigned>(std::min(math::ceil_div(rows_x, kTile), kMaxGridY)));
   cross_popcount_kernel<<<grid, dim3(16, 16), 0, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const uint64_t*>(X.onehot.const_data_ptr<int64_t>()),
       reinterpret_cast<const uint64_t*>(Y.onehot.const_data_ptr<int64_t>()), p.words, rows_x,
