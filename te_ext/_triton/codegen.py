@@ -9,9 +9,11 @@ and lets the epilogue be a line-by-line transcription of ``csrc/te_math.h``:
 
 * ``assemble_joint_counts``: cross counts of states >= 1 from the MMAs; the bins of state 0
   from the per-neuron marginals, accumulated in the same K loop (no packing pass);
-* ``te_from_joint_counts`` with ``DirectClog``: ``N*TE = sum_b g(c[b], c[half|b]) -
+* ``te_from_joint_counts`` with ``TableClog``: ``N*TE = sum_b g(c[b], c[half|b]) -
   sum_yp g(y0[yp], y1[yp])``, ``g(a, b) = (f(a) + f(b)) - f(a + b)``, both sums sequential in
-  the same yp-major order, so a constant series gives exactly 0 (see te_math.h).
+  the same yp-major order, so a constant series gives exactly 0 (see te_math.h). ``f`` is read
+  from a float64 table of ``f(0..nobs)`` (``clog_ptr``): an inlined float64 log2 per count
+  made the kernel's PTX megabytes long (Triton unrolls the epilogue over a thread's pairs).
 
 Nothing here imports triton: this module only renders text (tests compare it with te_math.h
 through the results, and ``render`` is deterministic, so Triton's cache keys stay stable).
@@ -22,7 +24,7 @@ from __future__ import annotations
 from typing import List
 
 # Kernel arguments, in launch order (kernels.py passes them by these names).
-ARGS = ("x_ptr, y_ptr, xthr_ptr, ythr_ptr, out_ptr, I, J, nobs, obs_per_rep, n0, delay, "
+ARGS = ("x_ptr, y_ptr, xthr_ptr, ythr_ptr, clog_ptr, out_ptr, I, J, nobs, obs_per_rep, n0, delay, "
         "sxr, sxt, sxc, syr, syt, syc")
 
 
@@ -53,14 +55,13 @@ def render(k: int, l: int) -> str:
     w("")
     w("")
     w("@triton.jit")
-    w(f"def _f(c):  # f(c) = c log2 c, f(0) = 0: te_math.h clog2c")
-    w("    d = c.to(tl.float64)")
-    w("    return tl.where(c > 0, d * tl.log2(tl.maximum(d, 1.0)), 0.0)")
+    w("def _f(c, clog_ptr, mask):  # f(c) = c log2 c from the table: te_math.h TableClog")
+    w("    return tl.load(clog_ptr + c, mask=mask, other=0.0)")
     w("")
     w("")
     w("@triton.jit")
-    w("def _g(a, b):  # te_math.h mix_term")
-    w("    return (_f(a) + _f(b)) - _f(a + b)")
+    w("def _g(a, b, clog_ptr, mask):  # te_math.h mix_term")
+    w("    return (_f(a, clog_ptr, mask) + _f(b, clog_ptr, mask)) - _f(a + b, clog_ptr, mask)")
     w("")
     w("")
     w("@triton.jit")
@@ -184,11 +185,11 @@ def render(k: int, l: int) -> str:
         y1 = _sum([f"c{half | (yp << l) | xs}" for xs in range(SX)])
         w(f"        y0 = {y0}")
         w(f"        y1 = {y1}")
-        w("        target_sum += _g(y0, y1)")
+        w("        target_sum += _g(y0, y1, clog_ptr, pair_mask)")
         w("        n += y0 + y1")
     w("        pair_sum = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float64)")
     for b in range(half):
-        w(f"        pair_sum += _g(c{b}, c{half | b})")
+        w(f"        pair_sum += _g(c{b}, c{half | b}, clog_ptr, pair_mask)")
     w("        te = (pair_sum - target_sum) / tl.maximum(n, 1).to(tl.float64)")
     w("        te = tl.where((n > 0) & (te > 0.0), te, 0.0)")
     w("        tl.store(out_ptr + pair, te, mask=pair_mask)")

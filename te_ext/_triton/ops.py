@@ -44,10 +44,14 @@ def _launch(source: Tensor, target: Tensor, k: int, l: int, delay: int,
     has_threshold = source_threshold is not None
     xthr = source_threshold if has_threshold else out
     ythr = target_threshold if has_threshold else out
+    # f(c) = c log2 c for c = 0..nobs (te_math.h clog2c; a table as the CPU path's TableClog).
+    c = torch.arange(nobs + 1, dtype=torch.float64, device=x.device)
+    clog = c * torch.log2(c)
+    clog[0] = 0.0
     t = kernels.tiles(k, l)
     grid = (triton_cdiv(I, t.block_i) * triton_cdiv(J, t.block_j),)
     wrap_triton(kernels.fused_kernel(k, l))[grid](
-        x, y, xthr, ythr, out, I, J, nobs, obs_per_rep, n0, delay,
+        x, y, xthr, ythr, clog, out, I, J, nobs, obs_per_rep, n0, delay,
         x.stride(0), x.stride(1), x.stride(2), y.stride(0), y.stride(1), y.stride(2),
         HAS_THRESHOLD=has_threshold, OUT_COUNTS=out_counts,
         BLOCK_I=t.block_i, BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i,
