@@ -34,6 +34,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ._triton import dispatch as _fused
+
 __all__ = ["joint_counts", "te_from_counts", "transfer_entropy", "transfer_entropy_pairs"]
 
 # Series dtypes the kernels do not read, and what each becomes: without a threshold
@@ -108,6 +110,9 @@ def transfer_entropy(source: Tensor, target: Tensor, k: int = 1, l: int = 1, del
     if bias_correction != "none":
         from .stats import _corrected_transfer_entropy
         return _corrected_transfer_entropy(source, target, k, l, delay, threshold, bias_correction)
+    fused = _fused.maybe_transfer_entropy(source, target, k, l, delay, threshold)  # CUDA only
+    if fused is not None:
+        return fused
     return torch.ops.te.transfer_entropy(source, target, k, l, delay, threshold)
 
 

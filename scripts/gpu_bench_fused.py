@@ -1,0 +1,250 @@
+#!/usr/bin/env python
+"""GPU measurements for the fused Triton kernel, and the heuristic table they decide.
+
+Run on a machine with a CUDA GPU, from the repository root, after building te_ext
+(``FORCE_CUDA=1 python setup.py build_ext --inplace``)::
+
+    PYTHONPATH=$PWD python scripts/gpu_bench_fused.py            # about 5 minutes (estimated)
+    PYTHONPATH=$PWD python scripts/gpu_bench_fused.py --quick    # fewer repetitions, k = l = 1 only
+
+Most of the time is Triton compiling: one kernel per (k, l, counts or TE, threshold or not),
+nine of them for the exactness check.
+
+1. Checks the fused kernel against the CPU op on this GPU (counts bit for bit, TE to 1e-12;
+   k, l in {1, 2}, delays 1..3, replicates, a threshold) before timing anything.
+2. Times, at k = l = 1 with bool inputs, with CUDA events (median of --reps calls after
+   warm-up): ``te_ext`` (the C++ CUDA path: popcount kernel or its unpacked int8 GEMM),
+   ``fused`` (the Triton kernel), ``torch._int_mm`` of int8 ``[I x T] @ [T x 3J]`` (operands
+   prepared outside the timing), the bf16 matmul of the same shape, and the plain-PyTorch TE
+   (three fp32 GEMMs of the one-hot series, then float64 elementwise), at 256^2 T=4096,
+   1024^2 T=1024, 1024^2 T=4096, 4096^2 T=4096 and 8192^2 T=8192; and te_ext vs fused for
+   (k, l) = (2, 1), (1, 2), (2, 2) at 1024^2 and 4096^2, T=4096.
+3. Peak extra memory (``torch.cuda.max_memory_allocated`` above what the inputs hold) of
+   te_ext and fused at 4096^2 T=8192, against the output's size.
+4. Writes ``bench/results/gpu-heuristic-<date>.json`` (every measurement, and the rules
+   ``te_ext/_triton/heuristic.py`` reads: for each (k, l), the fused kernel from the smallest
+   measured I*J from which it won at every larger measured size) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import te_ext  # noqa: E402
+from te_ext._triton import dispatch  # noqa: E402
+
+SHAPES = [(256, 4096), (1024, 1024), (1024, 4096), (4096, 4096), (8192, 8192)]
+OTHER_KL = [(2, 1), (1, 2), (2, 2)]
+OTHER_SHAPES = [(1024, 4096), (4096, 4096)]
+MEMORY_SHAPE = (4096, 8192)
+
+
+def series(I, T, seed=0, device="cuda"):
+    g = torch.Generator(device=device).manual_seed(seed)
+    x = torch.rand(T, I, device=device, generator=g) < 0.5
+    noise = torch.rand(T, I, device=device, generator=g) < 0.1
+    return x, torch.roll(x, 1, 0) ^ noise
+
+
+def time_ms(fn, reps, warmup=3):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def plain_pytorch_te(x, y):
+    """k = l = 1, delay 1, as a user writes it: three fp32 GEMMs, float64 elementwise."""
+    xp, yp, yn = x[:-1].float(), y[:-1].float(), y[1:].float()
+    n = xp.shape[0]
+    both = yn * yp
+    c111 = (xp.T @ both).double()          # N(x=1, ynext=1, ypast=1)
+    c1_p = (xp.T @ yp).double()            # N(x=1, ypast=1)
+    c1n_ = (xp.T @ yn).double()            # N(x=1, ynext=1)
+    nx = xp.sum(0).double()[:, None]
+    nyp, nyn, nb = yp.sum(0).double()[None], yn.sum(0).double()[None], both.sum(0).double()[None]
+    c = {(1, 1, 1): c111, (1, 0, 1): c1_p - c111, (1, 1, 0): c1n_ - c111,
+         (1, 0, 0): nx - c1_p - c1n_ + c111}  # (x, ynext, ypast)
+    c[(0, 1, 1)] = nb - c111
+    c[(0, 0, 1)] = (nyp - nb) - c[(1, 0, 1)]
+    c[(0, 1, 0)] = (nyn - nb) - c[(1, 1, 0)]
+    c[(0, 0, 0)] = n - nx - nyp - nyn + nb + c1_p + c1n_ - c111
+
+    def f(v):
+        return torch.special.xlogy(v, v) / math.log(2.0)
+
+    total = sum(f(v) for v in c.values())
+    for yp_ in (0, 1):
+        total = total + f(sum(c[(x_, yn_, yp_)] for x_ in (0, 1) for yn_ in (0, 1)))
+        for x_ in (0, 1):
+            total = total - f(c[(x_, 0, yp_)] + c[(x_, 1, yp_)])
+        for yn_ in (0, 1):
+            total = total - f(c[(0, yn_, yp_)] + c[(1, yn_, yp_)])
+    return (total / n).clamp_min(0.0)
+
+
+def check_exactness():
+    cases = [(k, l, d) for k in (1, 2) for l in (1, 2) for d in (1, 2, 3)]
+    for i, (k, l, d) in enumerate(cases):
+        g = torch.Generator().manual_seed(i)
+        R = 2 if i % 3 == 0 else None
+        shape = (R, 700, 150) if R else (1500, 150)
+        x = torch.rand(*shape, generator=g) < 0.5
+        y = torch.roll(x, d, -2)[..., :90] ^ (torch.rand(*shape[:-1], 90, generator=g) < 0.2)
+        kw = dict(k=k, l=l, delay=d)
+        counts = dispatch.run("joint_counts", x.cuda(), y.cuda(), **kw)
+        te = dispatch.run("transfer_entropy", x.cuda(), y.cuda(), **kw)
+        assert torch.equal(counts.cpu(), te_ext.joint_counts(x, y, **kw)), (k, l, d)
+        torch.testing.assert_close(te.cpu(), te_ext.transfer_entropy(x, y, **kw), rtol=0, atol=1e-12)
+    xf, yf = torch.randn(800, 70), torch.randn(800, 50)
+    te = dispatch.run("transfer_entropy", xf.cuda(), yf.cuda(), threshold=0.1)
+    torch.testing.assert_close(te.cpu(), te_ext.transfer_entropy(xf, yf, threshold=0.1), rtol=0, atol=1e-12)
+    # The plain-PyTorch baseline computes the same TE (so its time is a fair comparison).
+    x, y = series(256, 4096)
+    torch.testing.assert_close(plain_pytorch_te(x, y), torch.ops.te.transfer_entropy(x, y, 1, 1, 1, None),
+                               rtol=0, atol=1e-9)
+    print(f"exactness: fused == CPU op in {len(cases) + 1} cases; plain-PyTorch baseline agrees")
+
+
+def gemm_operands(x, y):
+    """int8 and bf16 operands of the count GEMM [I x T'] @ [T' x 3J], K padded to 8."""
+    T = x.shape[0] - 1
+    K = (T + 7) // 8 * 8
+    a = torch.zeros(x.shape[1], K, dtype=torch.int8, device=x.device)
+    a[:, :T] = x[:-1].T.to(torch.int8)
+    yp, yn = y[:-1].T.to(torch.int8), y[1:].T.to(torch.int8)
+    b = torch.zeros(3 * y.shape[1], K, dtype=torch.int8, device=x.device)
+    b[:, :T] = torch.cat([yn * yp, yp, yn])
+    return a, b, a.to(torch.bfloat16), b.T.to(torch.bfloat16).contiguous()
+
+
+def measure(I, T, k, l, reps, baselines):
+    x, y = series(I, T)
+    row = {"I": I, "J": I, "T": T, "k": k, "l": l, "nobs": T - max(k, l)}
+    row["te_ext_ms"] = time_ms(lambda: torch.ops.te.transfer_entropy(x, y, k, l, 1, None), reps)
+    row["fused_ms"] = time_ms(lambda: dispatch.run("transfer_entropy", x, y, k, l, 1), reps)
+    if baselines:
+        a, b, ab, bb = gemm_operands(x, y)
+        row["int_mm_ms"] = time_ms(lambda: torch._int_mm(a, b.T), reps)
+        row["bf16_ms"] = time_ms(lambda: ab @ bb, reps)
+        row["plain_pytorch_ms"] = time_ms(lambda: plain_pytorch_te(x, y), max(3, reps // 3))
+        del a, b, ab, bb
+    del x, y
+    torch.cuda.empty_cache()
+    return row
+
+
+def peak_memory(I, T):
+    x, y = series(I, T)
+    out_bytes = I * I * 8
+    result = {"I": I, "J": I, "T": T, "output_bytes": out_bytes}
+    for name, fn in [("te_ext", lambda: torch.ops.te.transfer_entropy(x, y, 1, 1, 1, None)),
+                     ("fused", lambda: dispatch.run("transfer_entropy", x, y))]:
+        fn()  # compile / warm up outside the measurement
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        out = fn()
+        torch.cuda.synchronize()
+        extra = torch.cuda.max_memory_allocated() - base
+        result[f"{name}_peak_extra_bytes"] = extra
+        result[f"{name}_peak_over_output"] = extra / out_bytes
+        del out
+    return result
+
+
+def rules(rows):
+    out = []
+    for k, l in sorted({(r["k"], r["l"]) for r in rows}):
+        rs = sorted((r for r in rows if (r["k"], r["l"]) == (k, l)), key=lambda r: (r["I"] * r["J"], r["nobs"]))
+        start = None
+        for idx in range(len(rs) - 1, -1, -1):
+            if rs[idx]["fused_ms"] < rs[idx]["te_ext_ms"]:
+                start = idx
+            else:
+                break
+        if start is not None:
+            won = rs[start:]
+            out.append({"k": k, "l": l, "min_pairs": won[0]["I"] * won[0]["J"],
+                        "min_obs": min(r["nobs"] for r in won)})
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="5 timed calls per point instead of 15, and only k = l = 1")
+    ap.add_argument("--no-check", action="store_true", help="skip the exactness check")
+    ap.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("gpu_bench_fused.py: no CUDA device; nothing measured")
+    if dispatch.ops() is None:
+        sys.exit("gpu_bench_fused.py: triton or torch.library.triton_op is unavailable")
+    os.environ.pop("TE_EXT_TRITON_TILES", None)
+    reps = 5 if args.quick else 15
+    if not args.no_check:
+        check_exactness()
+    rows = [measure(I, T, 1, 1, reps, True) for I, T in SHAPES]
+    if not args.quick:
+        rows += [measure(I, T, k, l, reps, False) for k, l in OTHER_KL for I, T in OTHER_SHAPES]
+    memory = peak_memory(*MEMORY_SHAPE)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    import triton
+
+    table = {
+        "schema": 1,
+        "date": now.isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "reps": reps,
+        "rule": "fused for (k, l) when I*J >= min_pairs and R*(T-n0) >= min_obs",
+        "fused": rules(rows),
+        "measurements": rows,
+        "memory": memory,
+    }
+    out = Path(args.out_dir) / f"gpu-heuristic-{now.strftime('%Y-%m-%d_%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(table, indent=2) + "\n")
+
+    print(f"\n{table['device']}, torch {table['torch']}, triton {table['triton']}, median of {reps}")
+    print("| I = J, T | k, l | te_ext | fused | `_int_mm` int8 | bf16 | plain PyTorch | te_ext / int8 | fused / int8 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        base = r.get("int_mm_ms")
+        cell = lambda key: f"{r[key]:.3f} ms" if key in r else "–"  # noqa: E731
+        ratio = lambda key: f"{r[key] / base:.1f}×" if base else "–"  # noqa: E731
+        print(f"| {r['I']}, {r['T']} | {r['k']}, {r['l']} | {cell('te_ext_ms')} | {cell('fused_ms')} | "
+              f"{cell('int_mm_ms')} | {cell('bf16_ms')} | {cell('plain_pytorch_ms')} | "
+              f"{ratio('te_ext_ms')} | {ratio('fused_ms')} |")
+    m = memory
+    print(f"\npeak extra memory at {m['I']}^2 T={m['T']} (output {m['output_bytes'] / 1e6:.0f} MB): "
+          f"te_ext {m['te_ext_peak_extra_bytes'] / 1e6:.0f} MB ({m['te_ext_peak_over_output']:.2f}x), "
+          f"fused {m['fused_peak_extra_bytes'] / 1e6:.0f} MB ({m['fused_peak_over_output']:.2f}x)")
+    print(f"rules: {table['fused']}\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

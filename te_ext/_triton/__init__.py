@@ -1,0 +1,6 @@
+"""The fused Triton kernel for CUDA ``transfer_entropy`` (README "Fused GPU GEMM (Triton)").
+
+``dispatch`` (imported with te_ext; imports no triton) decides per call; ``ops`` registers
+``te::_transfer_entropy_fused`` / ``te::_joint_counts_fused`` with ``torch.library.triton_op``;
+``kernels`` loads the kernels that ``codegen`` writes per (k, l).
+"""
