@@ -12,9 +12,8 @@ S2: JIDT's ``computeSignificance(1000)`` looped over all 65,536 pairs, timed on 
 from __future__ import annotations
 
 import functools
-import glob
-import importlib.util
 import os
+import sys
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
@@ -53,40 +52,29 @@ def repeated_te(times: int) -> Callable[[], Any]:
     return run
 
 
+def _jidt():
+    """tests/jidt.py: the one place that finds infodynamics.jar and starts the JVM."""
+    tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import jidt
+
+    return jidt
+
+
 def jidt_unavailable() -> Optional[str]:
-    try:
-        import jpype  # noqa: F401
-    except ImportError:
-        return "jpype1 is not installed"
-    if _jar() is None:
-        return "infodynamics.jar (idtxl-uv) not found"
-    return None
-
-
-def _jar() -> Optional[str]:
-    spec = importlib.util.find_spec("idtxl")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        found = glob.glob(os.path.join(root, "**", "infodynamics.jar"), recursive=True)
-        if found:
-            return found[0]
-    return None
+    return _jidt().jidt_unavailable_reason()
 
 
 def jidt_sample(level: str) -> Tuple[Callable[[], List[float]], float, int]:
     """JIDT computeSignificance(1000) over a fixed sample of pairs: (fn, scale to all pairs,
     sample size). The fn returns JIDT's p-values of the sampled pairs."""
-    import jpype
-
-    if not jpype.isJVMStarted():
-        jpype.startJVM(jpype.getDefaultJVMPath(), f"-Djava.class.path={_jar()}",
-                       convertStrings=False)
-    calc_class = jpype.JClass("infodynamics.measures.discrete.TransferEntropyCalculatorDiscrete")
+    jidt = _jidt()
+    calc_class = jidt.jidt_te_calculator_class()
     x = inputs()
     sample = x.pyinform_sample[:JIDT_SAMPLE[level]]
-    src = [jpype.JArray(jpype.JInt)(x.source_np[:, i].astype(np.int32).tolist()) for i, _ in sample]
-    tgt = [jpype.JArray(jpype.JInt)(x.target_np[:, j].astype(np.int32).tolist()) for _, j in sample]
+    src = [jidt.jint_array(x.source_np[:, i]) for i, _ in sample]
+    tgt = [jidt.jint_array(x.target_np[:, j]) for _, j in sample]
 
     def run() -> List[float]:
         out = []

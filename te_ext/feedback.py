@@ -130,6 +130,8 @@ class TEFeedback:
 
         self.linear, self.rule, self.every, self.seed = linear, rule, every, seed
         self.estimator, self.surrogates = check_estimator(estimator, surrogates)
+        # The surrogate p-values of the last refresh ("effective" estimator only), else None.
+        self.p_values: Optional[Tensor] = None
         self.window_size, self.k, self.l, self.delay = window, k, l, delay
         self.source_threshold = _check_threshold("source_threshold", source_threshold)
         self.target_threshold = _check_threshold("target_threshold", target_threshold)

@@ -264,6 +264,7 @@ def estimate_te(fb) -> Tensor:
         res = significance(src, tgt, surrogates=fb.surrogates, k=fb.k, l=fb.l, delay=fb.delay,
                            pairs=fb.pairs, seed=seed)
         values = res.effective.clamp(min=0.0)
+        fb.p_values = res.p_value  # [I, J], or [P] over fb.pairs: for diagnostics
         if fb.pairs is None:
             return values
     te = torch.zeros(fb.window.num_source, fb.window.num_target, dtype=torch.float64,

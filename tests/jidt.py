@@ -12,6 +12,8 @@ API (shared by the test modules that compare with JIDT)::
     jidt_te_calculator_class()                # TransferEntropyCalculatorDiscrete, or pytest.skip
     jint_array(values)                        # a 1-D Java int[] from any 0/1 or int sequence
     jidt_te(source, target, k, l, delay)      # average TE in bits from JIDT, replicates pooled
+    jidt_significance(source, target, k, l, delay, surrogates)
+                                              # JIDT's TE and computeSignificance for one pair
 
 ``TransferEntropyCalculatorDiscrete(base, k, k_tau, l, l_tau, delay)`` (the argument order of
 its ``initialise``, as IDTxl's JidtDiscreteTE calls it: target history length and its embedding
@@ -32,7 +34,7 @@ JAR_NAME = "infodynamics.jar"
 TE_CLASS = "infodynamics.measures.discrete.TransferEntropyCalculatorDiscrete"
 
 __all__ = ["jidt_jar", "jidt_unavailable_reason", "jidt_available", "jidt_te_calculator_class",
-           "jint_array", "jidt_te"]
+           "jint_array", "jidt_te", "jidt_significance"]
 
 
 def jidt_jar() -> Optional[str]:
@@ -96,9 +98,9 @@ def jint_array(values):
     return jpype.JArray(jpype.JInt)(a)
 
 
-def jidt_te(source, target, k: int = 1, l: int = 1, delay: int = 1) -> float:
-    """JIDT's average TE (bits) of one binary source series into one target series, each
-    ``[T]`` or ``[R, T]``; the R replicates are added as separate observation sets."""
+def _calculator(source, target, k: int, l: int, delay: int):
+    """A JIDT TE calculator holding the observations of one pair (``[T]`` or ``[R, T]`` each;
+    the R replicates are added as separate observation sets)."""
     cls = jidt_te_calculator_class()
     x, y = np.atleast_2d(np.asarray(source)), np.atleast_2d(np.asarray(target))
     if x.shape != y.shape:
@@ -107,4 +109,20 @@ def jidt_te(source, target, k: int = 1, l: int = 1, delay: int = 1) -> float:
     calc.initialise()
     for xr, yr in zip(x, y):
         calc.addObservations(jint_array(xr), jint_array(yr))
-    return float(calc.computeAverageLocalOfObservations())
+    return calc
+
+
+def jidt_te(source, target, k: int = 1, l: int = 1, delay: int = 1) -> float:
+    """JIDT's average TE (bits) of one binary source series into one target series."""
+    return float(_calculator(source, target, k, l, delay).computeAverageLocalOfObservations())
+
+
+def jidt_significance(source, target, k: int, l: int, delay: int, surrogates: int):
+    """JIDT's TE and ``computeSignificance(surrogates)`` for one pair: (te, p_value, mean,
+    std, surrogate values) of its EmpiricalMeasurementDistribution."""
+    calc = _calculator(source, target, k, l, delay)
+    te = float(calc.computeAverageLocalOfObservations())
+    dist = calc.computeSignificance(surrogates)
+    values = np.array(list(dist.distribution), dtype=np.float64)
+    return (te, float(dist.pValue), float(dist.getMeanOfDistribution()),
+            float(dist.getStdOfDistribution()), values)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import te_ext
-from jidt_stats import jidt_or_skip, jidt_significance
+from jidt import jidt_significance, jidt_te_calculator_class
 from reference import coupled_series, random_series
 
 S = 400
@@ -21,7 +21,7 @@ S = 400
 @pytest.mark.parametrize("k,l,delay,R", [(1, 1, 1, None), (2, 1, 1, None), (1, 2, 2, None),
                                          (2, 2, 1, 2), (3, 1, 3, None)])
 def test_surrogates_agree_with_jidt(k, l, delay, R):
-    calc = jidt_or_skip()
+    jidt_te_calculator_class()  # skips with the reason where JIDT is unavailable
     rng = np.random.default_rng(100 + 10 * k + l + delay)
     x = random_series(rng, 600, 3, R)
     y = np.concatenate([coupled_series(rng, x[..., :1], 1, lag=delay, noise=0.42),  # weak
@@ -30,7 +30,7 @@ def test_surrogates_agree_with_jidt(k, l, delay, R):
     res = te_ext.significance(torch.from_numpy(x), torch.from_numpy(y), surrogates=S, k=k, l=l,
                               delay=delay, pairs=pairs, seed=1)
     for q, (i, j) in enumerate(pairs.tolist()):
-        te, p_j, mean_j, std_j, values = jidt_significance(calc, x[..., i], y[..., j], k, l,
+        te, p_j, mean_j, std_j, values = jidt_significance(x[..., i], y[..., j], k, l,
                                                            delay, S)
         assert math.isclose(res.te[q].item(), te, rel_tol=0, abs_tol=1e-12)
         sd = max(std_j, res.surrogate_std[q].item())
@@ -47,10 +47,10 @@ def test_surrogates_agree_with_jidt(k, l, delay, R):
 
 def test_jidt_helper_replicates_layout():
     """jidt_significance takes [R, T] per pair for replicates, as used above."""
-    calc = jidt_or_skip()
+    jidt_te_calculator_class()  # skips with the reason where JIDT is unavailable
     rng = np.random.default_rng(5)
     x = random_series(rng, 300, 1, 2)
     y = coupled_series(rng, x, 1, noise=0.1)
-    te = jidt_significance(calc, x[..., 0], y[..., 0], 1, 1, 1, 5)[0]
+    te = jidt_significance(x[..., 0], y[..., 0], 1, 1, 1, 5)[0]
     ours = te_ext.transfer_entropy(torch.from_numpy(x), torch.from_numpy(y))[0, 0].item()
     assert math.isclose(te, ours, rel_tol=0, abs_tol=1e-12)

@@ -167,16 +167,6 @@ at::Tensor transfer_entropy_loop(const at::Tensor& source, const at::Tensor& tar
   return at::stack(slices);
 }
 
-int64_t sat_add(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
-int64_t sat_mul(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
 // ---------------------------------------------------------------------------
 // k = l = 1: two target streams a delay instead of three.
 //
@@ -219,9 +209,9 @@ at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
     nobs[q] = R * (T - delays[q]);  // n0 = max(1, delay) = delay
   }
   {
-    int64_t bytes = sat_mul(sat_mul(sat_mul(D, I), J), 8);
-    bytes = sat_add(bytes, sat_mul(sat_mul(sat_add(I, sat_mul(J, 3)), W), 8));
-    bytes = sat_add(bytes, kChunkBytes);
+    int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J), 8);
+    bytes = add_sat(bytes, mul_sat(mul_sat(add_sat(I, mul_sat(J, 3)), W), 8));
+    bytes = add_sat(bytes, kChunkBytes);
     check_fits(bytes, host_memory_bytes(), pb, kOp);
   }
   const PackedSide xs = pack_side_cpu(source, pr, /*is_target=*/false, 1, kOp, "source");
@@ -277,7 +267,7 @@ at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
   Y.onehot = ystreams;
   Y.streams = 2;
   // Sources in chunks, so the lagged streams stay under kChunkBytes.
-  const int64_t per_source = std::max<int64_t>(1, sat_mul(sat_mul(L, W), 8));
+  const int64_t per_source = std::max<int64_t>(1, mul_sat(mul_sat(L, W), 8));
   const int64_t chunk = std::clamp<int64_t>(kChunkBytes / per_source, 1, I);
   const int64_t xrows = math::round_up(chunk * L, kRowTile);
   at::Tensor xstreams = at::empty({xrows, W}, source.options().dtype(at::kLong));
@@ -368,17 +358,17 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
   const int64_t D = static_cast<int64_t>(delays.size());
   const int64_t I = pb.I, J = pb.J;
   const int64_t xstreams = pb.sx - 1;
-  const int64_t stream_bytes = sat_mul(pb.words, 8);
+  const int64_t stream_bytes = mul_sat(pb.words, 8);
   // Delays per chunk, so that a chunk's stacked streams stay under kChunkBytes.
-  const int64_t per_delay = std::max<int64_t>(1, sat_mul(sat_mul(I, xstreams), stream_bytes));
+  const int64_t per_delay = std::max<int64_t>(1, mul_sat(mul_sat(I, xstreams), stream_bytes));
   const int64_t chunk = std::clamp<int64_t>(kChunkBytes / per_delay, 1, D);
   const SeriesPlan pr = raw_series_plan(pb);
   {
-    int64_t bytes = sat_mul(sat_mul(sat_mul(D, I), J), 8);                       // output
-    bytes = sat_add(bytes, sat_mul(sat_mul(I, pr.words), 8));                    // source series
-    bytes = sat_add(bytes, sat_mul(sat_mul(J, pb.sy - 1), stream_bytes));        // target streams
-    bytes = sat_add(bytes, sat_mul(sat_mul(chunk, I), sat_mul(xstreams, stream_bytes)));
-    bytes = sat_add(bytes, sat_mul(sat_add(sat_mul(chunk, I), J), (pb.sx + pb.sy) * 8));
+    int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J), 8);                       // output
+    bytes = add_sat(bytes, mul_sat(mul_sat(I, pr.words), 8));                    // source series
+    bytes = add_sat(bytes, mul_sat(mul_sat(J, pb.sy - 1), stream_bytes));        // target streams
+    bytes = add_sat(bytes, mul_sat(mul_sat(chunk, I), mul_sat(xstreams, stream_bytes)));
+    bytes = add_sat(bytes, mul_sat(add_sat(mul_sat(chunk, I), J), (pb.sx + pb.sy) * 8));
     check_fits(bytes, host_memory_bytes(), pb, kOp);
   }
 

@@ -44,16 +44,6 @@ void with_clog_table(int64_t max_count, Fn fn) {
   fn(math::TableClog{table.data()});
 }
 
-int64_t add_sat(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
-int64_t mul_sat(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
 // Raises ValueError naming the first row of `perm` that is not a permutation
 // of 0..nobs-1 (the lowest such row, whatever the thread count).
 void check_rows_are_permutations(const at::Tensor& perm, const char* op) {

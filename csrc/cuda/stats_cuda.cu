@@ -32,25 +32,6 @@ namespace te {
 namespace cuda {
 namespace {
 
-int64_t device_bytes() {
-  size_t free_b = 0, total_b = 0;
-  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return std::numeric_limits<int64_t>::max();
-  }
-  return static_cast<int64_t>(total_b);
-}
-
-int64_t add_sat(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
-int64_t mul_sat(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
 __global__ void permute_streams_kernel(const uint64_t* __restrict__ src,
                                        uint64_t* __restrict__ dst,
                                        const int64_t* __restrict__ perm, int64_t rows,
@@ -102,7 +83,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> transfer_entropy_surr
       ? mul_sat(mul_sat(math::round_up(p.I * (p.sx - 1), kRowPad), p.words), 8)
       : mul_sat(mul_sat(p.I, p.nobs), 4);
   bytes = add_sat(add_sat(bytes, source_copy), mul_sat(npairs, 40));
-  check_fits(bytes, device_bytes(), p, op);
+  check_fits(bytes, p, op);  // the device's free memory, asked only for large requests
 
   const auto dopts = source.options().dtype(at::kDouble);
   std::vector<int64_t> shape = pairs.has_value() ? std::vector<int64_t>{npairs}
@@ -161,7 +142,7 @@ at::Tensor local_transfer_entropy_cuda(const at::Tensor& source, const at::Tenso
   // States, and per pair: the histogram and five int64 / one double per observation.
   int64_t bytes = add_sat(workspace_bytes(p, kRowPad, 0), mul_sat(mul_sat(npairs, p.bins), 8));
   bytes = add_sat(bytes, mul_sat(mul_sat(npairs, p.nobs), 64));
-  check_fits(bytes, device_bytes(), p, op);
+  check_fits(bytes, p, op);  // the device's free memory, asked only for large requests
   const auto dopts = source.options().dtype(at::kDouble);
   if (npairs == 0) return at::empty({0, p.nobs}, dopts);
 

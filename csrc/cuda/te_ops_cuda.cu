@@ -22,16 +22,6 @@ namespace te {
 namespace cuda {
 namespace {
 
-int64_t add_sat(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
-int64_t mul_sat(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-}
-
 // Pack step of the drivers: the memory check (per-pair histograms are part of
 // the output here: no per-worker scratch), then each side.
 Packed pack_cuda(const at::Tensor& source, const at::Tensor& target, const SeriesPlan& p,
