@@ -7,6 +7,7 @@
 #      process per test file);
 #   3. runs each bad input in its own process (scripts/gpu_bad_inputs.py): raised or crashed;
 #   4. benchmarks (bench/gpu.py --quick): G1 ratios, syncs per step, CUDA graph capture, kernels;
+#   4b. with GPU_CHECK_FUSED=1, the fused Triton kernel's check and timings (gpu_bench_fused.py);
 #   5. writes bench/results/gpu-<date>.json and .md and prints a summary.
 # Every stage is guarded: a failing stage is recorded and the script goes on.
 #
@@ -68,7 +69,7 @@ else
 fi
 
 # ---- 2. tests ------------------------------------------------------------------------------
-TESTS=${GPU_CHECK_TESTS:-tests/test_cuda.py tests/test_window.py tests/test_feedback.py tests/test_libstdcxx.py tests/test_ops_errors.py}
+TESTS=${GPU_CHECK_TESTS:-tests/test_cuda.py tests/test_window.py tests/test_feedback.py tests/test_libstdcxx.py tests/test_ops_errors.py tests/test_stats_surrogates.py tests/test_stats_local.py tests/test_delays.py tests/test_fused_triton.py}
 if "$PY" -c 'import xdist' 2>/dev/null && [ $DRY = 0 ]; then
   timeout 200 "$PY" -m pytest $TESTS -q -p no:cacheprovider -n 8 -rs >"$WORK/tests.log" 2>&1
   rc=$?
@@ -90,6 +91,17 @@ rc=$?
 timeout 240 "$PY" bench/gpu.py --quick --json "$WORK/bench.json" --markdown "$WORK/bench.md" >"$WORK/bench.log" 2>&1
 rc=$?
 [ $rc = 0 ] && stage bench ok "$(head -1 "$WORK/bench.log")" || stage bench FAILED "rc $rc: $(tail -2 "$WORK/bench.log" | tr '\n' ' ')"
+
+# ---- 4b. the fused Triton kernel (opt-in: GPU_CHECK_FUSED=1; about 5 minutes, mostly Triton
+# compiling its variants): exactness on the GPU, then timings against torch._int_mm, and the
+# dispatch table bench/results/gpu-heuristic-<date>.json.
+if [ "${GPU_CHECK_FUSED:-0}" = 1 ] && [ $DRY = 0 ]; then
+  PYTHONPATH=$ROOT timeout 420 "$PY" scripts/gpu_bench_fused.py --quick >"$WORK/fused.log" 2>&1
+  rc=$?
+  [ $rc = 0 ] && stage fused ok "$(tail -1 "$WORK/fused.log" | cut -c1-200)" || stage fused FAILED "rc $rc: $(tail -2 "$WORK/fused.log" | tr '\n' ' ' | cut -c1-300)"
+else
+  stage fused skipped "GPU_CHECK_FUSED=1 runs scripts/gpu_bench_fused.py --quick (about 5 minutes)"
+fi
 
 # ---- 5. results ----------------------------------------------------------------------------
 "$PY" - "$WORK" "$OUT/gpu-$STAMP" "$(( $(date +%s) - START ))" <<'PY'
