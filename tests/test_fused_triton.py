@@ -217,3 +217,32 @@ def test_no_table_means_no_fused_kernel(monkeypatch, tmp_path):
     monkeypatch.setattr(heuristic, "RESULTS", tmp_path)
     assert heuristic.table_path() is None
     assert not heuristic.prefer_fused(8192, 8192, 8191, 1, 1)
+
+
+# ---- on a GPU (skipped without one): every path, k, l in {1, 2, 3}, delays 1..3 ------------
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.skipif(_triton_missing() is not None, reason=str(_triton_missing()))
+@pytest.mark.parametrize("delay", [1, 2, 3])
+@pytest.mark.parametrize("k,l", [(k, l) for k in (1, 2, 3) for l in (1, 2, 3)])
+def test_cuda_fused_or_fallback_equals_cpu_op(k, l, delay):
+    x, y = _series(900 + 10 * k + l + delay, 700, 70, 67, lag=delay)
+    kw = dict(k=k, l=l, delay=delay)
+    want_counts = te_ext.joint_counts(x, y, **kw)
+    want_te = te_ext.transfer_entropy(x, y, **kw)
+    xd, yd = x.cuda(), y.cuda()
+    counts = dispatch.run("joint_counts", xd, yd, **kw)
+    te = dispatch.run("transfer_entropy", xd, yd, **kw)
+    fused = dispatch.applicable(xd, yd, k, l, delay, None)
+    assert (counts is not None) == fused and (te is not None) == fused
+    if fused:  # the fused kernel itself
+        assert torch.equal(counts.cpu(), want_counts)
+        torch.testing.assert_close(te.cpu(), want_te, rtol=0, atol=TOL)
+    # and whatever transfer_entropy picks on CUDA, forced fused or not
+    for forced in ("1", "0"):
+        os.environ["TE_EXT_FUSED"] = forced
+        try:
+            got = te_ext.transfer_entropy(xd, yd, **kw)
+        finally:
+            os.environ.pop("TE_EXT_FUSED", None)
+        torch.testing.assert_close(got.cpu(), want_te, rtol=0, atol=TOL)
