@@ -32,6 +32,7 @@
 #include "../delays_plan.h"
 #include "../te_math.h"
 #include "../te_plan.h"
+#include "clog_table.h"
 #include "pack_cpu.h"
 #include "pair_counts_cpu.h"
 
@@ -44,21 +45,6 @@ constexpr const char* kOp = "te.transfer_entropy_delays";
 // Stacked source streams of one chunk of delays stay under this many bytes
 // (at least one delay per chunk), so memory does not grow with the scan.
 constexpr int64_t kChunkBytes = int64_t(64) << 20;
-
-// Past this many entries the c*log2(c) table costs more than it saves (the
-// same limit as transfer_entropy's; the values are math::clog2c either way).
-constexpr int64_t kMaxClogTable = int64_t(1) << 22;
-
-template <typename Fn>
-void with_clog(int64_t max_count, Fn fn) {
-  if (max_count >= kMaxClogTable) {
-    fn(math::DirectClog{});
-    return;
-  }
-  std::vector<double> table(static_cast<size_t>(max_count + 1));
-  for (int64_t c = 0; c <= max_count; ++c) table[c] = math::clog2c(c);
-  fn(math::TableClog{table.data()});
-}
 
 // The geometry of one delay inside the shared layout.
 struct DelayView {

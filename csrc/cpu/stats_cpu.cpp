@@ -21,28 +21,13 @@
 #include "../stats_plan.h"
 #include "../te_math.h"
 #include "../te_plan.h"
+#include "clog_table.h"
 #include "pack_cpu.h"
 #include "pair_counts_cpu.h"
 
 namespace te {
 namespace cpu {
 namespace {
-
-// Same policy as transfer_entropy's table: f(c) = c log2 c read from a
-// per-thread table kept between calls, the direct formula past 32 MiB.
-constexpr int64_t kMaxClogTable = int64_t(1) << 22;
-
-template <typename Fn>
-void with_clog_table(int64_t max_count, Fn fn) {
-  if (max_count >= kMaxClogTable) {
-    fn(math::DirectClog{});
-    return;
-  }
-  thread_local std::vector<double> table;
-  for (int64_t c = static_cast<int64_t>(table.size()); c <= max_count; ++c)
-    table.push_back(math::clog2c(c));
-  fn(math::TableClog{table.data()});
-}
 
 // Raises ValueError naming the first row of `perm` that is not a permutation
 // of 0..nobs-1 (the lowest such row, whatever the thread count).
@@ -252,7 +237,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> transfer_entropy_surr
 
   const int64_t S = perm.size(0);
   const int64_t* pp = perm.const_data_ptr<int64_t>();
-  with_clog_table(p.nobs, [&](auto f) {
+  with_clog(p.nobs, [&](auto f) {
     if (pairs.has_value()) {
       const int64_t* prs = pc.const_data_ptr<int64_t>();
       const int k_ = p.k, l_ = p.l;
