@@ -69,6 +69,19 @@ void check_window(const Described& counts, const Described& source_ring,
                         op.c_str());
 }
 
+// torch's pybind caster cannot load a c10::Scalar, so the Python value the
+// fake kernel received becomes one here, as the schema's Scalar would hold it.
+void check_window_seen(const py::handle& seen, const std::string& op) {
+  if (PyBool_Check(seen.ptr())) {
+    te::check_window_seen(c10::Scalar(seen.ptr() == Py_True), op.c_str());
+  } else if (PyFloat_Check(seen.ptr())) {
+    te::check_window_seen(c10::Scalar(PyFloat_AsDouble(seen.ptr())), op.c_str());
+  } else if (!PyIndex_Check(seen.ptr())) {  // ints, numpy ints and SymInts pass
+    throw py::type_error(op + ": seen must be an int (the number of samples appended so far), got " +
+                         std::string(Py_TYPE(seen.ptr())->tp_name));
+  }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -95,6 +108,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("_check_pairs", &check_pairs, "The metadata checks of pairs.");
   m.def("_check_counts", &check_counts, "check_counts; returns the bins per pair.");
   m.def("_check_window", &check_window, "window_append_'s argument checks.");
+  m.def("_check_window_seen", &check_window_seen,
+        "window_append_'s type check of seen (a Scalar in the schema, so a bool reaches it).");
   m.def(
       "_check_history",
       [](int64_t k, int64_t l, const std::string& op) { te::check_history(k, l, op.c_str()); },

@@ -89,9 +89,10 @@ at::Tensor ring_rows(const at::Tensor& ring, int64_t first, int64_t last) {
 
 void window_append_composite(at::Tensor& counts, at::Tensor& source_ring,
                              at::Tensor& target_ring, const at::Tensor& source,
-                             const at::Tensor& target, int64_t seen, int64_t k, int64_t l,
-                             int64_t delay, std::optional<double> source_threshold,
+                             const at::Tensor& target, const c10::Scalar& seen_arg, int64_t k,
+                             int64_t l, int64_t delay, std::optional<double> source_threshold,
                              std::optional<double> target_threshold) {
+  const int64_t seen = window_seen(seen_arg, kOp);
   const WindowArgs a = check_window_args(counts, source_ring, target_ring, source, target, seen,
                                          k, l, delay, source_threshold, target_threshold, kOp);
   if (a.B == 0) return;

@@ -25,6 +25,23 @@ void check_ring(const TensorInfo& ring, const char* name, int64_t cols, const at
 
 }  // namespace
 
+void check_window_seen(const c10::Scalar& seen, const char* op) {
+  if (seen.isIntegral(/*includeBool=*/false)) return;
+  TORCH_CHECK_TYPE(!seen.isBoolean(), op,
+                   ": seen must be an int (the number of samples appended so far), got bool (",
+                   seen.toBool() ? "True" : "False", ")");
+  TORCH_CHECK_TYPE(!seen.isFloatingPoint(), op,
+                   ": seen must be an int (the number of samples appended so far), got float (",
+                   seen.toDouble(), ")");
+  C10_THROW_ERROR(TypeError, c10::str(op, ": seen must be an int (the number of samples "
+                                          "appended so far), got ", seen.type()));
+}
+
+int64_t window_seen(const c10::Scalar& seen, const char* op) {
+  check_window_seen(seen, op);
+  return seen.toLong();
+}
+
 void check_threshold_dtype(const at::Tensor& x, std::optional<double> threshold,
                            const char* name, const char* op) {
   const std::string threshold_name = std::string(name) + "_threshold";

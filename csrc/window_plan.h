@@ -12,6 +12,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Scalar.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -89,6 +90,13 @@ WindowArgs check_window_args(const at::Tensor& counts, const at::Tensor& source_
                              const at::Tensor& target, int64_t seen, int64_t k, int64_t l,
                              int64_t delay, std::optional<double> source_threshold,
                              std::optional<double> target_threshold, const char* op);
+
+// window_append_'s `seen` as an int64: a TypeError names it unless it holds an
+// integer (a bool or a float is refused; the schema takes a Scalar so that a
+// Python bool reaches this check instead of arriving as 1). The fake kernel
+// runs check_window_seen, the same test without reading a symbolic value.
+void check_window_seen(const c10::Scalar& seen, const char* op);
+int64_t window_seen(const c10::Scalar& seen, const char* op);
 
 // check_series_dtype of side `name` ("source" / "target") against its
 // `name`_threshold; check_window_args already runs it for both sides.

@@ -88,6 +88,7 @@ def _transfer_entropy_pairs_fake(source, target, pairs, k=1, l=1, delay=1, thres
 
 def _window_append_fake(op, counts, source_ring, target_ring, source, target, seen, k, l, delay,
                         source_threshold, target_threshold):
+    _C._check_window_seen(seen, op)
     described = [_describe(t) for t in (counts, source_ring, target_ring, source, target)]
     ints = _ints(seen, k, l, delay)
     if ints is not None and all(d is not None for d in described):

@@ -396,6 +396,29 @@ def test_te_from_counts_bool_history_is_a_type_error(arg):
         te_ext.te_from_counts(torch.zeros(2, 8, dtype=torch.int64), **{arg: True})
 
 
+@pytest.mark.parametrize("name", ["window_append_", "_window_append_generic_"])
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("seen, kind", [(True, "bool"), (False, "bool"), (1.0, "float"),
+                                        (2.5, "float"), (1 + 0j, "complex|ComplexDouble")])
+def test_window_append_seen_must_be_an_int(name, device, seen, kind):
+    # The schema takes a Scalar so that a bool reaches the check instead of running as 1.
+    w = te_ext.StreamingJointCounts(3, 2, 10)
+    state = [t.to(device) for t in (w.counts, w.source_ring, w.target_ring)]
+    before = [t.clone() for t in state]
+    with pytest.raises(TypeError, match=rf"seen must be an int .*got ({kind})"):
+        getattr(torch.ops.te, name)(*state, bits(4, 3).to(device), bits(4, 2).to(device), seen)
+    if device == "cpu":
+        assert all(torch.equal(a, b) for a, b in zip(state, before))  # nothing written
+
+
+@pytest.mark.parametrize("name", ["window_append_", "_window_append_generic_"])
+def test_window_append_int_seen_still_runs(name):
+    w = te_ext.StreamingJointCounts(3, 2, 10)
+    x, y = bits(4, 3), bits(4, 2)
+    getattr(torch.ops.te, name)(w.counts, w.source_ring, w.target_ring, x, y, 0)
+    assert torch.equal(w.counts, te_ext.joint_counts(x, y))
+
+
 @pytest.mark.parametrize("arg", ["window", "k", "l", "delay"])
 def test_window_classes_reject_bools(arg):
     kw = dict(window=10)

@@ -127,11 +127,12 @@ void window_step_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& ta
 }
 
 void window_append_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& target_ring,
-                       const at::Tensor& source, const at::Tensor& target, int64_t seen,
-                       int64_t k, int64_t l, int64_t delay,
+                       const at::Tensor& source, const at::Tensor& target,
+                       const c10::Scalar& seen, int64_t k, int64_t l, int64_t delay,
                        std::optional<double> source_threshold,
                        std::optional<double> target_threshold) {
-  window_step_cpu(counts, source_ring, target_ring, source, target, seen, k, l, delay,
+  window_step_cpu(counts, source_ring, target_ring, source, target,
+                  window_seen(seen, "te.window_append_"), k, l, delay,
                   source_threshold, target_threshold, BadValueSink{});
 }
 

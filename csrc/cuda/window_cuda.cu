@@ -262,12 +262,13 @@ void window_step_cuda(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& t
 }
 
 void window_append_cuda(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& target_ring,
-                        const at::Tensor& source, const at::Tensor& target, int64_t seen,
-                        int64_t k, int64_t l, int64_t delay,
+                        const at::Tensor& source, const at::Tensor& target,
+                        const c10::Scalar& seen, int64_t k, int64_t l, int64_t delay,
                         std::optional<double> source_threshold,
                         std::optional<double> target_threshold) {
+  const int64_t seen_rows = window_seen(seen, "te.window_append_");
   const at::Tensor status = at::zeros({kStatusSize}, source.options().dtype(at::kLong));
-  window_step_cuda(counts, source_ring, target_ring, status, source, target, seen,
+  window_step_cuda(counts, source_ring, target_ring, status, source, target, seen_rows,
                    /*device_seen=*/false, k, l, delay, source_threshold, target_threshold,
                    /*raise_now=*/true);
 }

@@ -313,7 +313,8 @@ def window_cases(draw):
             case[m] = draw(st.sampled_from([v for v in BAD_INTS if v != 2**64]))
             names += [rf"\b{m}\b", "window"]
         elif m == "seen":
-            case["seen"] = draw(st.sampled_from([-1, -(2**63), 2**63 - 1, 2**63 - 1 - B, 2**62]))
+            case["seen"] = draw(st.sampled_from([-1, -(2**63), 2**63 - 1, 2**63 - 1 - B, 2**62,
+                                                  True, False, 1.0, 2.5]))
             names += ["seen"]
         elif m == "window":
             case["W"] = draw(st.integers(1, n0))
