@@ -139,6 +139,7 @@ setup(
     ext_modules=[_extension()],
     cmdclass={"build_ext": BuildExtension},
     entry_points={"console_scripts": ["te-train = te_ext.experiments.train:main",
+                                      "te-train-merge = te_ext.experiments.merge:main",
                                       "te-matrix = te_ext.matrix:main"]},
     zip_safe=False,
 )

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the last two need TEFeedback estimator support)")
     p.add_argument("--epochs", type=int, help="default: the preset's")
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0 .. N-1 (default 1)")
+    p.add_argument("--first-seed", type=int, default=0, metavar="S",
+                   help="start at seed S instead of 0 (seeds S .. N-1), to split the seeds "
+                        "over processes; merge their results with te-train-merge")
     p.add_argument("--target-acc", type=float,
                    help="test accuracy for epochs/seconds-to-target (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="default: the preset's")
@@ -144,6 +147,9 @@ def _config(args, parser) -> dict:
                             ("--pair-fraction", args.pair_fraction, lambda v: 0 < v <= 1)):
         if value is not None and not ok(value):
             parser.error(f"{flag}: invalid value {value!r}")
+    if not 0 <= args.first_seed < args.seeds:
+        parser.error(f"--first-seed: invalid value {args.first_seed!r} (seeds S .. N-1 run, so "
+                     f"0 <= S < --seeds {args.seeds} is needed)")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is false on this machine")
     te = preset.te_kwargs()
@@ -160,7 +166,7 @@ def _config(args, parser) -> dict:
         "arm_te": te_settings(arm_specs, te),
         "limit_train": args.limit_train,
         "epochs": args.epochs or preset.epochs,
-        "seeds": list(range(args.seeds)),
+        "seeds": list(range(args.first_seed, args.seeds)),
         "target_acc": args.target_acc if args.target_acc is not None else preset.target_acc,
         "batch_size": args.batch_size or preset.batch_size,
         "lr": args.lr if args.lr is not None else preset.lr,
