@@ -128,6 +128,8 @@ setup(
     description="Transfer entropy between binary time series as fast torch ops (CPU + CUDA), "
     "and TE-modulated training",
     packages=find_packages(include=["te_ext", "te_ext.*"]),
+    # The measured fused-kernel dispatch tables, per GPU model (te_ext/_triton/heuristic.py).
+    package_data={"te_ext._triton": ["tables/*.json", "tables/README.md"]},
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy"],
     extras_require={

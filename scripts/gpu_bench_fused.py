@@ -21,9 +21,19 @@ nine of them for the exactness check.
    (k, l) = (2, 1), (1, 2), (2, 2) at 1024^2 and 4096^2, T=4096.
 3. Peak extra memory (``torch.cuda.max_memory_allocated`` above what the inputs hold) of
    te_ext and fused at 4096^2 T=8192, against the output's size.
-4. Writes ``bench/results/gpu-heuristic-<date>.json`` (every measurement, and the rules
-   ``te_ext/_triton/heuristic.py`` reads: for each (k, l), the fused kernel from the smallest
-   measured I*J from which it won at every larger measured size) and prints a markdown table.
+4. Times the fused kernel at k = l = 1 for each tile shape in ``TILE_CANDIDATES`` (those
+   ptxas compiles without spills, ``scripts/triton_static_report.py``) at 1024^2 and 4096^2,
+   T=4096, and keeps the fastest over both.
+5. Writes ``bench/results/gpu-heuristic-<date>.json`` (every measurement, the chosen tiles, and
+   the rules ``te_ext/_triton/heuristic.py`` reads: for each (k, l), the fused kernel from the
+   smallest measured I*J from which it won at every larger measured size) and prints a
+   markdown table.
+
+To ship a recorded table in the package (so installed wheels on that GPU model use it)::
+
+    python scripts/gpu_bench_fused.py --install-from bench/results/gpu-heuristic-<date>.json
+
+which needs no GPU and writes ``te_ext/_triton/tables/gpu-heuristic-<model>.json``.
 """
 
 from __future__ import annotations
@@ -43,12 +53,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import te_ext  # noqa: E402
-from te_ext._triton import dispatch  # noqa: E402
+from te_ext._triton import dispatch, heuristic  # noqa: E402
 
 SHAPES = [(256, 4096), (1024, 1024), (1024, 4096), (4096, 4096), (8192, 8192)]
 OTHER_KL = [(2, 1), (1, 2), (2, 2)]
 OTHER_SHAPES = [(1024, 4096), (4096, 4096)]
 MEMORY_SHAPE = (4096, 8192)
+# BLOCK_I, BLOCK_J, BLOCK_K, num_warps for k = l = 1, from ptxas's spills for sm_90
+# (scripts/triton_static_report.py): the default (48 B), the spill-free one, a longer K step
+# (68 B), and the first default (3.2 KB), to see what spills cost.
+TILE_CANDIDATES = [(64, 64, 64, 8), (64, 32, 64, 8), (64, 64, 128, 8), (128, 64, 64, 8)]
+TILE_SHAPES = [(1024, 4096), (4096, 4096)]
 
 
 def series(I, T, seed=0, device="cuda"):
@@ -138,11 +153,26 @@ def gemm_operands(x, y):
     return a, b, a.to(torch.bfloat16), b.T.to(torch.bfloat16).contiguous()
 
 
-def measure(I, T, k, l, reps, baselines):
+class tiles_env:
+    """TE_EXT_TRITON_TILES set to ``tiles`` (BLOCK_I, BLOCK_J, BLOCK_K, num_warps) inside."""
+
+    def __init__(self, tiles):
+        self.tiles = tiles
+
+    def __enter__(self):
+        if self.tiles:
+            os.environ["TE_EXT_TRITON_TILES"] = ",".join(map(str, self.tiles))
+
+    def __exit__(self, *exc):
+        os.environ.pop("TE_EXT_TRITON_TILES", None)
+
+
+def measure(I, T, k, l, reps, baselines, tiles=None):
     x, y = series(I, T)
     row = {"I": I, "J": I, "T": T, "k": k, "l": l, "nobs": T - max(k, l)}
     row["te_ext_ms"] = time_ms(lambda: torch.ops.te.transfer_entropy(x, y, k, l, 1, None), reps)
-    row["fused_ms"] = time_ms(lambda: dispatch.run("transfer_entropy", x, y, k, l, 1), reps)
+    with tiles_env(tiles):
+        row["fused_ms"] = time_ms(lambda: dispatch.run("transfer_entropy", x, y, k, l, 1), reps)
     if baselines:
         a, b, ab, bb = gemm_operands(x, y)
         row["int_mm_ms"] = time_ms(lambda: torch._int_mm(a, b.T), reps)
@@ -154,24 +184,64 @@ def measure(I, T, k, l, reps, baselines):
     return row
 
 
-def peak_memory(I, T):
+def peak_memory(I, T, tiles):
     x, y = series(I, T)
     out_bytes = I * I * 8
     result = {"I": I, "J": I, "T": T, "output_bytes": out_bytes}
     for name, fn in [("te_ext", lambda: torch.ops.te.transfer_entropy(x, y, 1, 1, 1, None)),
                      ("fused", lambda: dispatch.run("transfer_entropy", x, y))]:
-        fn()  # compile / warm up outside the measurement
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        out = fn()
-        torch.cuda.synchronize()
+        with tiles_env(tiles if name == "fused" else None):
+            fn()  # compile / warm up outside the measurement
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            out = fn()
+            torch.cuda.synchronize()
         extra = torch.cuda.max_memory_allocated() - base
         result[f"{name}_peak_extra_bytes"] = extra
         result[f"{name}_peak_over_output"] = extra / out_bytes
         del out
+    from te_ext._triton import ops
+
+    # The f(c) table is built once per device and stream and kept (not per call): its size.
+    result["fused_table_bytes"] = max((t.numel() * 8 for t in ops._TABLES.values()), default=0)
     return result
+
+
+def sweep_tiles(reps, quick):
+    """Fused-kernel time per candidate tile shape at k = l = 1; the fastest in total wins."""
+    rows = []
+    for tiles in TILE_CANDIDATES[:2] if quick else TILE_CANDIDATES:
+        try:
+            with tiles_env(tiles):
+                row = {"tiles": list(tiles)}
+                for I, T in TILE_SHAPES[-1:] if quick else TILE_SHAPES:
+                    x, y = series(I, T)
+                    row[f"{I}_{T}_ms"] = time_ms(lambda: dispatch.run("transfer_entropy", x, y), reps)
+                    del x, y
+            rows.append(row)
+        except Exception as e:  # a shape this GPU cannot run (shared memory): recorded, skipped
+            rows.append({"tiles": list(tiles), "error": f"{type(e).__name__}: {e}"[:300]})
+    timed = [r for r in rows if "error" not in r]
+    best = min(timed, key=lambda r: sum(v for key, v in r.items() if key.endswith("_ms")))
+    b = best["tiles"]
+    chosen = [{"k": 1, "l": 1, "block_i": b[0], "block_j": b[1], "block_k": b[2], "num_warps": b[3]}]
+    return rows, chosen
+
+
+def install(record: Path) -> Path:
+    """Copy a recorded table's device, rules and tiles into the package (no GPU needed)."""
+    table = json.loads(record.read_text())
+    for key in ("device", "fused"):
+        if key not in table:
+            sys.exit(f"gpu_bench_fused.py: {record} has no '{key}'; not a gpu-heuristic record")
+    shipped = {key: table[key] for key in ("schema", "date", "device", "torch", "triton", "rule",
+                                           "fused", "tiles") if key in table}
+    shipped["measured_in"] = f"bench/results/{record.name}"
+    out = heuristic.PACKAGED / f"gpu-heuristic-{heuristic.table_slug(table['device'])}.json"
+    out.write_text(json.dumps(shipped, indent=2) + "\n")
+    return out
 
 
 def rules(rows):
@@ -197,7 +267,12 @@ def main():
                     help="5 timed calls per point instead of 15, and only k = l = 1")
     ap.add_argument("--no-check", action="store_true", help="skip the exactness check")
     ap.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--install-from", metavar="RECORD",
+                    help="no measuring: ship this recorded gpu-heuristic JSON in the package")
     args = ap.parse_args()
+    if args.install_from:
+        print(f"wrote {install(Path(args.install_from))}")
+        return
     if not torch.cuda.is_available():
         sys.exit("gpu_bench_fused.py: no CUDA device; nothing measured")
     if dispatch.ops() is None:
@@ -206,10 +281,12 @@ def main():
     reps = 5 if args.quick else 15
     if not args.no_check:
         check_exactness()
-    rows = [measure(I, T, 1, 1, reps, True) for I, T in SHAPES]
+    tile_rows, tiles = sweep_tiles(reps, args.quick)
+    best = [tiles[0][key] for key in ("block_i", "block_j", "block_k", "num_warps")]
+    rows = [measure(I, T, 1, 1, reps, True, best) for I, T in SHAPES]
     if not args.quick:
         rows += [measure(I, T, k, l, reps, False) for k, l in OTHER_KL for I, T in OTHER_SHAPES]
-    memory = peak_memory(*MEMORY_SHAPE)
+    memory = peak_memory(*MEMORY_SHAPE, best)
     now = datetime.datetime.now(datetime.timezone.utc)
     import triton
 
@@ -222,6 +299,8 @@ def main():
         "reps": reps,
         "rule": "fused for (k, l) when I*J >= min_pairs and R*(T-n0) >= min_obs",
         "fused": rules(rows),
+        "tiles": tiles,
+        "tile_sweep": tile_rows,
         "measurements": rows,
         "memory": memory,
     }
@@ -243,7 +322,9 @@ def main():
     print(f"\npeak extra memory at {m['I']}^2 T={m['T']} (output {m['output_bytes'] / 1e6:.0f} MB): "
           f"te_ext {m['te_ext_peak_extra_bytes'] / 1e6:.0f} MB ({m['te_ext_peak_over_output']:.2f}x), "
           f"fused {m['fused_peak_extra_bytes'] / 1e6:.0f} MB ({m['fused_peak_over_output']:.2f}x)")
+    print(f"tiles: {tiles}")
     print(f"rules: {table['fused']}\nwrote {out}")
+    print(f"to ship it: python scripts/gpu_bench_fused.py --install-from {out}")
 
 
 if __name__ == "__main__":

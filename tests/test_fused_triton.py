@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -151,6 +152,12 @@ def test_generated_source(k, l):
     # Every bin stored once in counts mode, every (ynext=0, ynext=1) bin pair mixed once.
     assert src.count("tl.store(out_ptr + pair * ") == 1 << (k + l + 1)
     assert src.count("pair_sum += _g(") == 1 << (k + l)
+    # The marginals are counted by their own kernel, not inside the MMA loop.
+    marginals, fused = src.split(f"def {codegen.kernel_name(k, l)}(")
+    assert f"def {codegen.marginals_name(k, l)}(" in marginals
+    assert "tl.sum(" not in fused and "tl.dot(" not in marginals
+    assert marginals.count("tl.store(xmarg_ptr") == (1 << l) - 1
+    assert marginals.count("tl.store(ymarg_ptr") == (1 << (k + 1)) - 1
     compile(src, "generated", "exec")
 
 
@@ -169,6 +176,42 @@ def test_threshold_rounding_matches_double_comparison(dtype):
         assert torch.equal(v > t, v.double() > thr), thr
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_threshold_bits_are_the_rounded_threshold(dtype):
+    ints = {torch.float64: torch.int64, torch.float32: torch.int32}.get(dtype, torch.int16)
+    for thr in [0.1, -0.3, 0.0, -0.0, 1e-30, 65504.5, -1e300]:
+        bits = dispatch.threshold_bits(thr, dtype)
+        back = torch.tensor([bits], dtype=ints).view(dtype)
+        assert torch.equal(back, dispatch.threshold_in(thr, dtype, "cpu")), (thr, bits)
+
+
+@interpreted
+def test_interpreted_clog_table_is_built_once_per_device_and_grows():
+    from te_ext._triton import ops
+    ops._TABLES.clear()
+    t1 = ops.clog_table(100, "cpu")
+    assert t1.numel() == 128 and ops.clog_table(127, "cpu") is t1  # reused, no new tensor
+    c = torch.arange(128, dtype=torch.float64)
+    want = torch.tensor([0.0] + [v * math.log2(v) for v in range(1, 128)], dtype=torch.float64)
+    torch.testing.assert_close(t1, want, rtol=1e-15, atol=0)
+    assert t1[0] == 0 and torch.equal(t1, torch.where(c > 0, c * torch.log2(c), 0.0))
+    t2 = ops.clog_table(128, "cpu")
+    assert t2.numel() == 256 and torch.equal(t2[:128], t1)
+    assert ops.clog_table(5, "cpu") is t2
+
+
+def test_applicable_declines_a_table_larger_than_half_the_output():
+    # nobs + 1 = 2^17 + 1 entries round up to 2^18 > max(I*J/2, 2^17): declined, while the
+    # same series with many pairs (the table small next to the output) is taken.
+    T = (1 << 17) + 1
+    x = torch.zeros(T, 2, dtype=torch.bool)
+    assert dispatch.table_size(T - 1) == 1 << 18
+    assert not dispatch.applicable(x, x, 1, 1, 1, None)
+    assert dispatch.applicable(x[: T - 1], x[: T - 1], 1, 1, 1, None)  # 2^17 entries: the floor
+    wide = torch.zeros(T, 1024, dtype=torch.bool).expand(T, 1024)
+    assert dispatch.applicable(wide, wide, 1, 1, 1, None)
+
+
 def test_applicable_declines_what_the_kernel_does_not_take():
     b = torch.zeros(64, 4, dtype=torch.bool)
     f = torch.zeros(64, 4)
@@ -178,6 +221,9 @@ def test_applicable_declines_what_the_kernel_does_not_take():
     assert not dispatch.applicable(b, b, 1, 1, 1, 0.5)  # threshold on non-floats: C++ path
     assert not dispatch.applicable(f, f.double(), 1, 1, 1, 0.5)
     assert not dispatch.applicable(f, f, 1, 1, 1, float("nan"))
+    if hasattr(torch, "float8_e4m3fn"):  # no bit-pattern threshold for it: the C++ path
+        f8 = f.to(torch.float8_e4m3fn)
+        assert not dispatch.applicable(f8, f8, 1, 1, 1, 0.5)
     assert not dispatch.applicable(b, b, 3, 2, 1, None)  # 7 x 15 streams: too many
     assert not dispatch.applicable(b, b, 1, 1, 64, None)  # T <= n0
     assert not dispatch.applicable(b, b[:63], 1, 1, 1, None)
@@ -215,8 +261,75 @@ def test_no_table_means_no_fused_kernel(monkeypatch, tmp_path):
     monkeypatch.delenv("TE_EXT_FUSED", raising=False)
     monkeypatch.delenv("TE_EXT_GPU_HEURISTIC", raising=False)
     monkeypatch.setattr(heuristic, "RESULTS", tmp_path)
+    monkeypatch.setattr(heuristic, "PACKAGED", tmp_path / "tables")
     assert heuristic.table_path() is None
+    assert heuristic.table_path("NVIDIA H200") is None
     assert not heuristic.prefer_fused(8192, 8192, 8191, 1, 1)
+    assert heuristic.measured_tiles(1, 1) is None
+
+
+def _fake_gpu(monkeypatch, name):
+    monkeypatch.setattr(heuristic, "_name_of", lambda device: name)
+
+
+def test_table_is_found_per_gpu_model(monkeypatch, tmp_path):
+    monkeypatch.delenv("TE_EXT_FUSED", raising=False)
+    monkeypatch.delenv("TE_EXT_GPU_HEURISTIC", raising=False)
+    results, packaged = tmp_path / "results", tmp_path / "tables"
+    results.mkdir()
+    packaged.mkdir()
+    monkeypatch.setattr(heuristic, "RESULTS", results)
+    monkeypatch.setattr(heuristic, "PACKAGED", packaged)
+    rule = lambda n: {"k": 1, "l": 1, "min_pairs": n, "min_obs": 1}  # noqa: E731
+    # Two records in the checkout: the newest is another model's, so the H200's older one wins.
+    (results / "gpu-heuristic-2026-01-01_000000.json").write_text(
+        json.dumps({"device": "NVIDIA H200", "fused": [rule(100)]}))
+    (results / "gpu-heuristic-2026-02-01_000000.json").write_text(
+        json.dumps({"device": "NVIDIA A100-SXM4-80GB", "fused": [rule(200)]}))
+    assert heuristic.table_slug("NVIDIA A100-SXM4-80GB") == "nvidia-a100-sxm4-80gb"
+    _fake_gpu(monkeypatch, "NVIDIA H200")
+    assert heuristic.table_path("NVIDIA H200").name == "gpu-heuristic-2026-01-01_000000.json"
+    assert heuristic.prefer_fused(10, 10, 5, 1, 1, "cuda")
+    assert not heuristic.prefer_fused(9, 10, 5, 1, 1, "cuda")
+    _fake_gpu(monkeypatch, "NVIDIA H100 80GB HBM3")  # no table for this model: never fused
+    assert not heuristic.prefer_fused(8192, 8192, 8191, 1, 1, "cuda")
+    # The packaged table (what a wheel install has) comes before the checkout's records.
+    (packaged / "gpu-heuristic-nvidia-h100-80gb-hbm3.json").write_text(json.dumps(
+        {"device": "NVIDIA H100 80GB HBM3", "fused": [rule(50)],
+         "tiles": [{"k": 1, "l": 1, "block_i": 64, "block_j": 32, "block_k": 128, "num_warps": 4}]}))
+    assert heuristic.prefer_fused(50, 1, 5, 1, 1, "cuda")
+    assert heuristic.measured_tiles(1, 1, "cuda")["block_k"] == 128
+    assert heuristic.measured_tiles(2, 1, "cuda") is None
+    _fake_gpu(monkeypatch, None)  # a CPU tensor: no model, no table
+    assert not heuristic.prefer_fused(8192, 8192, 8191, 1, 1, "cpu")
+
+
+@pytest.mark.parametrize("tiles,match", [
+    ({"k": 1, "l": 1, "block_i": 48, "block_j": 64, "block_k": 64, "num_warps": 4}, "powers of two"),
+    ({"k": 1, "l": 1, "block_i": 64, "block_j": 64, "block_k": 64}, "num_warps"),
+    ({"k": 1, "l": 1, "block_i": 8, "block_j": 64, "block_k": 64, "num_warps": 4}, "powers of two"),
+])
+def test_bad_tiles_in_a_table_are_refused(monkeypatch, tmp_path, tiles, match):
+    path = tmp_path / f"t{abs(hash(json.dumps(tiles, sort_keys=True)))}.json"
+    path.write_text(json.dumps({"device": "x", "fused": [], "tiles": [tiles]}))
+    monkeypatch.setenv("TE_EXT_GPU_HEURISTIC", str(path))
+    with pytest.raises(ValueError, match=match):
+        heuristic.measured_tiles(1, 1)
+
+
+def test_install_ships_a_record_under_the_model_name(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_bench_fused", ROOT / "scripts" / "gpu_bench_fused.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(heuristic, "PACKAGED", tmp_path)
+    record = tmp_path / "gpu-heuristic-2026-03-01_000000.json"
+    record.write_text(json.dumps({"device": "NVIDIA H200", "fused": [], "measurements": [1, 2],
+                                  "tiles": []}))
+    out = bench.install(record)
+    assert out.name == "gpu-heuristic-nvidia-h200.json"
+    shipped = json.loads(out.read_text())
+    assert shipped["device"] == "NVIDIA H200" and "measurements" not in shipped
+    assert shipped["measured_in"] == "bench/results/gpu-heuristic-2026-03-01_000000.json"
 
 
 # ---- on a GPU (skipped without one): every path, k, l in {1, 2, 3}, delays 1..3 ------------

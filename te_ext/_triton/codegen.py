@@ -8,12 +8,17 @@ Writing them out per (k, l) keeps every MMA at the minimal stream count (no padd
 and lets the epilogue be a line-by-line transcription of ``csrc/te_math.h``:
 
 * ``assemble_joint_counts``: cross counts of states >= 1 from the MMAs; the bins of state 0
-  from the per-neuron marginals, accumulated in the same K loop (no packing pass);
+  from the per-neuron marginals (state counts), which a small first kernel of the same module,
+  ``te_marginals_k{k}_l{l}``, counts once per neuron. Counting them inside the MMA loop cost
+  about 100 registers per thread and was repeated by every tile of a row (ptxas -v, see
+  ``aot.py``). In int32: every count is below 2^31 (``dispatch.applicable``);
 * ``te_from_joint_counts`` with ``TableClog``: ``N*TE = sum_b g(c[b], c[half|b]) -
   sum_yp g(y0[yp], y1[yp])``, ``g(a, b) = (f(a) + f(b)) - f(a + b)``, both sums sequential in
   the same yp-major order, so a constant series gives exactly 0 (see te_math.h). ``f`` is read
   from a float64 table of ``f(0..nobs)`` (``clog_ptr``): an inlined float64 log2 per count
   made the kernel's PTX megabytes long (Triton unrolls the epilogue over a thread's pairs).
+  Each bin's gathers are ordered after the running sum (``_after``): left free, the compiler
+  issued all of a thread's gathers at once and spilled (1.2 KB per thread at 64x64 tiles).
 
 Nothing here imports triton: this module only renders text (tests compare it with te_math.h
 through the results, and ``render`` is deterministic, so Triton's cache keys stay stable).
@@ -24,8 +29,10 @@ from __future__ import annotations
 from typing import List
 
 # Kernel arguments, in launch order (kernels.py passes them by these names).
-ARGS = ("x_ptr, y_ptr, xthr_ptr, ythr_ptr, clog_ptr, out_ptr, I, J, nobs, obs_per_rep, n0, delay, "
-        "sxr, sxt, sxc, syr, syt, syc")
+ARGS = ("x_ptr, y_ptr, thr_bits, clog_ptr, xmarg_ptr, ymarg_ptr, out_ptr, I, J, nobs, "
+        "obs_per_rep, n0, delay, sxr, sxt, sxc, syr, syt, syc")
+MARGINAL_ARGS = ("x_ptr, y_ptr, thr_bits, xmarg_ptr, ymarg_ptr, I, J, nobs, obs_per_rep, n0, "
+                 "delay, sxr, sxt, sxc, syr, syt, syc")
 
 
 def _sum(terms: List[str]) -> str:
@@ -40,8 +47,88 @@ def kernel_name(k: int, l: int) -> str:
     return f"te_fused_k{k}_l{l}"
 
 
+def marginals_name(k: int, l: int) -> str:
+    return f"te_marginals_k{k}_l{l}"
+
+
+def _observation_block(w, indent: str) -> None:
+    """Offsets of a block of BLOCK_K observations: replicate and time step of each."""
+    w(f"{indent}offs_o = o0 + tl.arange(0, BLOCK_K)")
+    w(f"{indent}valid = offs_o < nobs")
+    w(f"{indent}rep = offs_o // obs_per_rep")
+    w(f"{indent}t = (n0 + offs_o - rep * obs_per_rep).to(tl.int64)  # time step of the observation")
+
+
+def _source_streams(w, indent: str, l: int, col: str, mask: str, expand: str) -> None:
+    """xs_a (int8 0/1) for source states a >= 1. Bit b: lag delay + b (te_math.h
+    source_state_lag); a state's stream is the AND of its bits (te_math.h onehot_word)."""
+    for bit in range(l):
+        w(f"{indent}x{bit} = _bit(tl.load({col} + (rep.to(tl.int64) * sxr + (t - delay - {bit}) * sxt)"
+          f"{expand}, mask={mask}, other=0), thr_bits, HAS_THRESHOLD) & {mask}")
+        w(f"{indent}nx{bit} = x{bit} ^ {mask}")
+    for a in range(1, 1 << l):
+        terms = [f"x{bit}" if (a >> bit) & 1 else f"nx{bit}" for bit in range(l)]
+        w(f"{indent}xs_{a} = ({' & '.join(terms)}).to(tl.int8)")
+
+
+def _target_streams(w, indent: str, k: int, col: str, mask: str, expand: str) -> None:
+    """ys_b (int8 0/1) for target states b >= 1. Bit b < k: ypast, lag b + 1; bit k: ynext,
+    lag 0 (te_math.h target_state_lag)."""
+    for bit in range(k + 1):
+        lag = bit + 1 if bit < k else 0
+        w(f"{indent}y{bit} = _bit(tl.load({col} + (rep.to(tl.int64) * syr + (t - {lag}) * syt)"
+          f"{expand}, mask={mask}, other=0), thr_bits, HAS_THRESHOLD) & {mask}")
+        w(f"{indent}ny{bit} = y{bit} ^ {mask}")
+    for b in range(1, 1 << (k + 1)):
+        terms = [f"y{bit}" if (b >> bit) & 1 else f"ny{bit}" for bit in range(k + 1)]
+        w(f"{indent}ys_{b} = ({' & '.join(terms)}).to(tl.int8)")
+
+
+def _render_marginals(w, k: int, l: int) -> None:
+    """te_marginals_k{k}_l{l}: per neuron, how many observations are in each state >= 1 (the
+    source's l-bit states, the target's (k+1)-bit states). Programs [0, cdiv(I, BLOCK_N)) take
+    source columns, the rest target columns; int32 [I, 2^l - 1] and [J, 2^(k+1) - 1]."""
+    SX, SY = 1 << l, 1 << (k + 1)
+    w("@triton.jit")
+    w(f"def {marginals_name(k, l)}({MARGINAL_ARGS},")
+    w("        HAS_THRESHOLD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):")
+    w("    pid = tl.program_id(0)")
+    w("    tiles_x = tl.cdiv(I, BLOCK_N)")
+    w("    if pid < tiles_x:")
+    w("        offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)")
+    w("        in_n = offs_n < I")
+    w("        col = x_ptr + offs_n.to(tl.int64)[None, :] * sxc  # [1, BLOCK_N]")
+    for a in range(1, SX):
+        w(f"        count_{a} = tl.zeros((BLOCK_N,), dtype=tl.int32)")
+    w("        for o0 in range(0, nobs, BLOCK_K):")
+    _observation_block(w, "            ")
+    w("            m = valid[:, None] & in_n[None, :]  # [BLOCK_K, BLOCK_N]")
+    _source_streams(w, "            ", l, "col", "m", "[:, None]")
+    for a in range(1, SX):
+        w(f"            count_{a} += tl.sum(xs_{a}.to(tl.int32), axis=0)")
+    for a in range(1, SX):
+        w(f"        tl.store(xmarg_ptr + offs_n * {SX - 1} + {a - 1}, count_{a}, mask=in_n)")
+    w("    else:")
+    w("        offs_n = (pid - tiles_x) * BLOCK_N + tl.arange(0, BLOCK_N)")
+    w("        in_n = offs_n < J")
+    w("        col = y_ptr + offs_n.to(tl.int64)[None, :] * syc  # [1, BLOCK_N]")
+    for b in range(1, SY):
+        w(f"        count_{b} = tl.zeros((BLOCK_N,), dtype=tl.int32)")
+    w("        for o0 in range(0, nobs, BLOCK_K):")
+    _observation_block(w, "            ")
+    w("            m = valid[:, None] & in_n[None, :]  # [BLOCK_K, BLOCK_N]")
+    _target_streams(w, "            ", k, "col", "m", "[:, None]")
+    for b in range(1, SY):
+        w(f"            count_{b} += tl.sum(ys_{b}.to(tl.int32), axis=0)")
+    for b in range(1, SY):
+        w(f"        tl.store(ymarg_ptr + offs_n * {SY - 1} + {b - 1}, count_{b}, mask=in_n)")
+    w("")
+    w("")
+
+
 def render(k: int, l: int) -> str:
-    """Triton source of ``te_fused_k{k}_l{l}`` (a module with that one @triton.jit kernel)."""
+    """Triton source of a module with two @triton.jit kernels: ``te_marginals_k{k}_l{l}``
+    (per-neuron state counts) and ``te_fused_k{k}_l{l}`` (MMAs and the epilogue)."""
     if k < 1 or l < 1:
         raise ValueError(f"render: k and l must be >= 1, got k={k}, l={l}")
     SX, SY = 1 << l, 1 << (k + 1)
@@ -55,27 +142,42 @@ def render(k: int, l: int) -> str:
     w("")
     w("")
     w("@triton.jit")
-    w("def _f(c, clog_ptr, mask):  # f(c) = c log2 c from the table: te_math.h TableClog")
-    w("    return tl.load(clog_ptr + c, mask=mask, other=0.0)")
+    w("def _f(c, clog_ptr):  # f(c) = c log2 c from the table: te_math.h TableClog")
+    w("    # Unmasked: every count, also of a pair outside [I, J] (zero accumulators and")
+    w("    # marginals), lies in [0, nobs], and the table holds f(0..nobs); a mask per gather")
+    w("    # cost registers (ptxas spilled).")
+    w("    return tl.load(clog_ptr + c)")
     w("")
     w("")
     w("@triton.jit")
-    w("def _g(a, b, clog_ptr, mask):  # te_math.h mix_term")
-    w("    return (_f(a, clog_ptr, mask) + _f(b, clog_ptr, mask)) - _f(a + b, clog_ptr, mask)")
+    w("def _g(a, b, clog_ptr):  # te_math.h mix_term")
+    w("    return (_f(a, clog_ptr) + _f(b, clog_ptr)) - _f(a + b, clog_ptr)")
     w("")
     w("")
     w("@triton.jit")
-    w("def _bit(v, thr, HAS_THRESHOLD: tl.constexpr):  # te_math.h to_bit (values checked by the caller)")
+    w("def _after(c, s):  # c, made to depend on the running sum s (finite: s != s is 0)")
+    w("    return c + (s != s).to(tl.int32)")
+    w("")
+    w("")
+    w("@triton.jit")
+    w("def _bit(v, thr_bits, HAS_THRESHOLD: tl.constexpr):  # te_math.h to_bit (values checked by the caller)")
     w("    if HAS_THRESHOLD:")
+    w("        # The threshold arrives as the bit pattern of a value of v's dtype (a scalar")
+    w("        # argument: no device tensor, no host-to-device copy per call).")
     w("        if v.dtype == tl.float64:")
-    w("            return v > thr")
-    w("        # 16-bit floats compared in float32, where they and thr are exact (the Triton")
-    w("        # interpreter compares bfloat16 as raw bits otherwise).")
-    w("        return v.to(tl.float32) > thr.to(tl.float32)")
+    w("            return v > thr_bits.to(tl.int64).to(tl.float64, bitcast=True)")
+    w("        if v.dtype == tl.float32:")
+    w("            return v > thr_bits.to(tl.int32).to(tl.float32, bitcast=True)")
+    w("        # 16-bit floats compared in float32, where they and the threshold are exact (the")
+    w("        # Triton interpreter compares bfloat16 as raw bits otherwise).")
+    w("        if v.dtype == tl.float16:")
+    w("            return v.to(tl.float32) > thr_bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)")
+    w("        return v.to(tl.float32) > thr_bits.to(tl.int16).to(tl.bfloat16, bitcast=True).to(tl.float32)")
     w("    else:")
     w("        return v != 0")
     w("")
     w("")
+    _render_marginals(w, k, l)
     w("@triton.jit")
     w(f"def {kernel_name(k, l)}({ARGS},")
     w("        HAS_THRESHOLD: tl.constexpr, OUT_COUNTS: tl.constexpr,")
@@ -97,63 +199,31 @@ def render(k: int, l: int) -> str:
     w("    in_j = offs_j < J")
     w("    xcol = x_ptr + offs_i.to(tl.int64)[:, None] * sxc  # [BLOCK_I, 1]")
     w("    ycol = y_ptr + offs_j.to(tl.int64)[None, :] * syc  # [1, BLOCK_J]")
-    w("    xthr = 0")
-    w("    ythr = 0")
-    w("    if HAS_THRESHOLD:")
-    w("        xthr = tl.load(xthr_ptr)")
-    w("        ythr = tl.load(ythr_ptr)")
     for a in xs_states:
         for b in ys_states:
             w(f"    acc_{a}_{b} = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
-    for a in xs_states:
-        w(f"    xcount_{a} = tl.zeros((BLOCK_I,), dtype=tl.int32)")
-    for b in ys_states:
-        w(f"    ycount_{b} = tl.zeros((BLOCK_J,), dtype=tl.int32)")
     w("    for o0 in range(0, nobs, BLOCK_K):")
-    w("        offs_o = o0 + tl.arange(0, BLOCK_K)")
-    w("        valid = offs_o < nobs")
-    w("        rep = offs_o // obs_per_rep")
-    w("        t = (n0 + offs_o - rep * obs_per_rep).to(tl.int64)  # time step of the observation")
-    w("        xrow = rep.to(tl.int64) * sxr")
-    w("        yrow = rep.to(tl.int64) * syr")
+    _observation_block(w, "        ")
     w("        xm = in_i[:, None] & valid[None, :]  # [BLOCK_I, BLOCK_K]")
     w("        ym = valid[:, None] & in_j[None, :]  # [BLOCK_K, BLOCK_J]")
-    # Source bit b: lag delay + b (te_math.h source_state_lag).
-    for bit in range(l):
-        w(f"        x{bit} = _bit(tl.load(xcol + (xrow + (t - delay - {bit}) * sxt)[None, :], mask=xm, other=0),"
-          " xthr, HAS_THRESHOLD) & xm")
-        w(f"        nx{bit} = x{bit} ^ xm")
-    # Target bit b < k: ypast lag b + 1; bit k: ynext, lag 0 (te_math.h target_state_lag).
-    for bit in range(k + 1):
-        lag = bit + 1 if bit < k else 0
-        w(f"        y{bit} = _bit(tl.load(ycol + (yrow + (t - {lag}) * syt)[:, None], mask=ym, other=0),"
-          " ythr, HAS_THRESHOLD) & ym")
-        w(f"        ny{bit} = y{bit} ^ ym")
-    # One-hot streams (te_math.h onehot_word): AND over the state's bits.
-    for a in xs_states:
-        terms = [f"x{bit}" if (a >> bit) & 1 else f"nx{bit}" for bit in range(l)]
-        w(f"        xs_{a} = ({' & '.join(terms)}).to(tl.int8)")
-        w(f"        xcount_{a} += tl.sum(xs_{a}.to(tl.int32), axis=1)")
-    for b in ys_states:
-        terms = [f"y{bit}" if (b >> bit) & 1 else f"ny{bit}" for bit in range(k + 1)]
-        w(f"        ys_{b} = ({' & '.join(terms)}).to(tl.int8)")
-        w(f"        ycount_{b} += tl.sum(ys_{b}.to(tl.int32), axis=0)")
+    _source_streams(w, "        ", l, "xcol", "xm", "[None, :]")
+    _target_streams(w, "        ", k, "ycol", "ym", "[:, None]")
     for a in xs_states:
         for b in ys_states:
             w(f"        acc_{a}_{b} = tl.dot(xs_{a}, ys_{b}, acc_{a}_{b}, out_dtype=tl.int32)")
 
-    # ---- epilogue: te_math.h assemble_joint_counts, in int64 ----
-    w("    # te_math.h assemble_joint_counts (int64)")
+    # ---- epilogue: te_math.h assemble_joint_counts, in int32 (every count < 2^31) ----
+    w("    # te_math.h assemble_joint_counts; the marginals from te_marginals")
     for a in xs_states:
-        w(f"    xc_{a} = xcount_{a}.to(tl.int64)[:, None]")
+        w(f"    xc_{a} = tl.load(xmarg_ptr + offs_i * {SX - 1} + {a - 1}, mask=in_i, other=0)[:, None]")
     for b in ys_states:
-        w(f"    yc_{b} = ycount_{b}.to(tl.int64)[None, :]")
+        w(f"    yc_{b} = tl.load(ymarg_ptr + offs_j * {SY - 1} + {b - 1}, mask=in_j, other=0)[None, :]")
     c = {}
     rows = []
     for b in ys_states:
         for a in xs_states:
             name = f"c{(b << l) | a}"
-            w(f"    {name} = acc_{a}_{b}.to(tl.int64)")
+            w(f"    {name} = acc_{a}_{b}")
             c[(b << l) | a] = name
         w(f"    row_{b} = {_sum([c[(b << l) | a] for a in xs_states])}")
         w(f"    c{b << l} = yc_{b} - row_{b}")
@@ -173,23 +243,23 @@ def render(k: int, l: int) -> str:
     w("    pair = offs_i.to(tl.int64)[:, None] * J + offs_j.to(tl.int64)[None, :]")
     w("    if OUT_COUNTS:")
     for b in range(bins):
-        w(f"        tl.store(out_ptr + pair * {bins} + {b}, c{b} + tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int64), mask=pair_mask)")
+        w(f"        tl.store(out_ptr + pair * {bins} + {b}, (c{b} + tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)).to(tl.int64), mask=pair_mask)")
     w("    else:")
     # ---- te_math.h te_from_joint_counts(DirectClog) ----
     half = 1 << (k + l)
     w("        # te_math.h te_from_joint_counts: target-only sum and total from the same counts")
-    w("        n = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int64)")
+    w("        n = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
     w("        target_sum = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float64)")
     for yp in range(1 << k):
         y0 = _sum([f"c{(yp << l) | xs}" for xs in range(SX)])
         y1 = _sum([f"c{half | (yp << l) | xs}" for xs in range(SX)])
         w(f"        y0 = {y0}")
         w(f"        y1 = {y1}")
-        w("        target_sum += _g(y0, y1, clog_ptr, pair_mask)")
+        w("        target_sum += _g(_after(y0, target_sum), y1, clog_ptr)")
         w("        n += y0 + y1")
     w("        pair_sum = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float64)")
     for b in range(half):
-        w(f"        pair_sum += _g(c{b}, c{half | b}, clog_ptr, pair_mask)")
+        w(f"        pair_sum += _g(_after(c{b}, {'target_sum' if b == 0 else 'pair_sum'}), c{half | b}, clog_ptr)")
     w("        te = (pair_sum - target_sum) / tl.maximum(n, 1).to(tl.float64)")
     w("        te = tl.where((n > 0) & (te > 0.0), te, 0.0)")
     w("        tl.store(out_ptr + pair, te, mask=pair_mask)")

@@ -22,6 +22,11 @@ from . import heuristic
 # Each product is one [BLOCK_I, BLOCK_J] int32 accumulator; more shrink the tiles too far.
 MAX_STREAM_PRODUCTS = 21
 
+# The epilogue's f(c) table (ops.clog_table, float64) may always take this many entries (1 MiB);
+# beyond it, at most half the [I, J] float64 output, so the fused call's peak extra memory
+# stays <= 1.5x its output.
+MIN_TABLE_CAP = 1 << 17
+
 _ops_module = None  # the loaded te_ext._triton.ops, False once it failed to load
 
 
@@ -57,8 +62,11 @@ def applicable(source, target, k, l, delay, threshold) -> bool:
     T = source.shape[-2]
     R = source.shape[0] if source.dim() == 3 else 1
     n0 = max(k, l - 1 + delay)
-    if T <= n0 or R * (T - n0) >= 2 ** 31:
+    nobs = R * (T - n0)
+    if T <= n0 or nobs >= 2 ** 31:
         return False
+    if table_size(nobs) > max(source.shape[-1] * target.shape[-1] // 2, MIN_TABLE_CAP):
+        return False  # the f(c) table would outgrow half the TE output (peak-memory promise)
     if threshold is None:
         return all(not x.is_floating_point() and not x.is_complex() for x in (source, target))
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
@@ -66,7 +74,22 @@ def applicable(source, target, k, l, delay, threshold) -> bool:
     if math.isnan(threshold):
         return False
     # With a threshold the kernel compares in the input's floating dtype (threshold_in).
-    return all(x.is_floating_point() and x.dtype == source.dtype for x in (source, target))
+    return source.dtype in _BITS_DTYPE and target.dtype == source.dtype
+
+
+def table_size(nobs: int) -> int:
+    """Entries of the f(c) table a call with ``nobs`` observations uses (ops.clog_table)."""
+    return 1 << math.ceil(math.log2(nobs + 1))
+
+
+_BITS_DTYPE = {torch.float64: torch.int64, torch.float32: torch.int32,
+               torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+def threshold_bits(threshold: float, dtype: torch.dtype) -> int:
+    """``threshold_in(threshold, dtype)``'s bit pattern as a signed int: the fused kernel's
+    scalar threshold argument."""
+    return int(threshold_in(threshold, dtype, "cpu").view(_BITS_DTYPE[dtype]).item())
 
 
 def threshold_in(threshold: float, dtype: torch.dtype, device) -> Tensor:
@@ -100,12 +123,9 @@ def run(which: str, source, target, k=1, l=1, delay=1, threshold=None) -> Option
     module = ops()
     if module is None or not values_ok(source, target, threshold):
         return None
-    xthr = ythr = None
-    if threshold is not None:
-        xthr = threshold_in(threshold, source.dtype, source.device)
-        ythr = xthr
+    bits = None if threshold is None else threshold_bits(threshold, source.dtype)
     op = module.transfer_entropy_fused if which == "transfer_entropy" else module.joint_counts_fused
-    return op(source, target, k, l, delay, xthr, ythr)
+    return op(source, target, k, l, delay, bits)
 
 
 def maybe_transfer_entropy(source, target, k=1, l=1, delay=1, threshold=None) -> Optional[Tensor]:
@@ -116,6 +136,6 @@ def maybe_transfer_entropy(source, target, k=1, l=1, delay=1, threshold=None) ->
         return None
     R = source.shape[0] if source.dim() == 3 else 1
     nobs = R * (source.shape[-2] - max(k, l - 1 + delay))
-    if not heuristic.prefer_fused(source.shape[-1], target.shape[-1], nobs, k, l):
+    if not heuristic.prefer_fused(source.shape[-1], target.shape[-1], nobs, k, l, source.device):
         return None
     return run("transfer_entropy", source, target, k, l, delay, threshold)

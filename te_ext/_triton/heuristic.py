@@ -6,13 +6,18 @@ kernel on a GPU. Its ``fused`` list holds rules ``{"k", "l", "min_pairs", "min_o
 fused kernel is used for that (k, l) when ``I * J >= min_pairs`` and the number of
 observations ``R * (T - n0) >= min_obs``.
 
-Where the table comes from, first found wins:
+A table holds for the GPU model that measured it (its ``device``, as
+``torch.cuda.get_device_name`` spells it). Where it comes from, first found wins:
 
-1. ``TE_EXT_GPU_HEURISTIC=<path to such a JSON>``;
-2. the newest ``bench/results/gpu-heuristic-*.json`` of the source checkout the package runs
-   from;
-3. none: the **documented default is never to take the fused kernel**, since nothing has
-   measured it (the existing CUDA path stays what runs).
+1. ``TE_EXT_GPU_HEURISTIC=<path to such a JSON>``, whatever its device;
+2. the table shipped in the package for this GPU model,
+   ``te_ext/_triton/tables/gpu-heuristic-<model>.json`` (``<model>``: ``table_slug`` of the
+   device name), so a wheel install finds it;
+3. the newest ``bench/results/gpu-heuristic-*.json`` of the source checkout the package runs
+   from whose ``device`` is this GPU model (a run of the benchmark not yet copied into the
+   package);
+4. none: the **documented default is never to take the fused kernel**, since nothing has
+   measured it on this GPU model (the existing CUDA path stays what runs).
 
 ``TE_EXT_FUSED=1`` takes the fused kernel wherever it applies and ``TE_EXT_FUSED=0`` never
 (the CUDA tests use both, to compare the two paths).
@@ -22,25 +27,53 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+PACKAGED = Path(__file__).resolve().parent / "tables"
 
 
-def table_path() -> Optional[Path]:
-    explicit = os.environ.get("TE_EXT_GPU_HEURISTIC")
-    if explicit:
-        return Path(explicit)
-    found = sorted(RESULTS.glob("gpu-heuristic-*.json")) if RESULTS.is_dir() else []
-    return found[-1] if found else None  # names sort by date
+def table_slug(device_name: str) -> str:
+    """File-name form of a GPU model: "NVIDIA H200" -> "nvidia-h200"."""
+    return re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")
 
 
 @lru_cache(maxsize=None)
-def _load(path: Optional[str]) -> List[Dict[str, Any]]:
+def _device_of(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return json.load(f).get("device")
+    except (OSError, ValueError):
+        return None
+
+
+def table_path(device_name: Optional[str] = None) -> Optional[Path]:
+    """The table for GPU model ``device_name`` (see the module docstring), or None."""
+    explicit = os.environ.get("TE_EXT_GPU_HEURISTIC")
+    if explicit:
+        return Path(explicit)
+    if device_name is None:
+        return None
+    shipped = PACKAGED / f"gpu-heuristic-{table_slug(device_name)}.json"
+    if shipped.is_file():
+        return shipped
+    found = sorted(RESULTS.glob("gpu-heuristic-*.json")) if RESULTS.is_dir() else []
+    for path in reversed(found):  # names sort by date: newest first
+        if _device_of(str(path)) == device_name:
+            return path
+    return None
+
+
+TILE_KEYS = ("k", "l", "block_i", "block_j", "block_k", "num_warps")
+
+
+@lru_cache(maxsize=None)
+def _load(path: Optional[str]) -> Dict[str, List[Dict[str, Any]]]:
     if path is None:
-        return []
+        return {"fused": [], "tiles": []}
     with open(path) as f:
         table = json.load(f)
     rules = table.get("fused", [])
@@ -48,18 +81,55 @@ def _load(path: Optional[str]) -> List[Dict[str, Any]]:
         if not all(isinstance(r.get(key), int) for key in ("k", "l", "min_pairs", "min_obs")):
             raise ValueError(f"{path}: every rule of 'fused' needs integer k, l, min_pairs and "
                              f"min_obs, got {r}")
-    return rules
+    tiles = table.get("tiles", [])
+    for t in tiles:
+        if not all(isinstance(t.get(key), int) and t[key] > 0 for key in TILE_KEYS):
+            raise ValueError(f"{path}: every entry of 'tiles' needs positive integers "
+                             f"{', '.join(TILE_KEYS)}, got {t}")
+        if any(t[key] < 16 or t[key] & (t[key] - 1) for key in ("block_i", "block_j", "block_k")):
+            raise ValueError(f"{path}: tile blocks must be powers of two >= 16, got {t}")
+    return {"fused": rules, "tiles": tiles}
 
 
-def rules() -> List[Dict[str, Any]]:
-    path = table_path()
-    return _load(None if path is None else str(path))
+def rules(device_name: Optional[str] = None) -> List[Dict[str, Any]]:
+    path = table_path(device_name)
+    return _load(None if path is None else str(path))["fused"]
 
 
-def prefer_fused(I: int, J: int, nobs: int, k: int, l: int) -> bool:
-    """True when the fused kernel should run this problem (see the module docstring)."""
+def measured_tiles(k: int, l: int, device=None) -> Optional[Dict[str, int]]:
+    """The tile shape the table of ``device``'s GPU model measured fastest for (k, l), or None
+    (then ``kernels.tiles`` uses its static default)."""
+    name = None if device is None else _name_of(device)
+    path = table_path(name)
+    for t in _load(None if path is None else str(path))["tiles"]:
+        if t["k"] == k and t["l"] == l:
+            return t
+    return None
+
+
+@lru_cache(maxsize=None)
+def _device_name(index: int) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(index)
+
+
+def _name_of(device) -> Optional[str]:
+    """The GPU model of a CUDA ``torch.device``; None for other devices (no table)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return _device_name(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def prefer_fused(I: int, J: int, nobs: int, k: int, l: int, device=None) -> bool:
+    """True when the fused kernel should run this problem on CUDA ``device`` (a
+    ``torch.device``, or None for the environment's table only; see the module docstring)."""
     forced = os.environ.get("TE_EXT_FUSED", "")
     if forced in ("0", "1"):
         return forced == "1"
+    name = None if device is None else _name_of(device)
     return any(r["k"] == k and r["l"] == l and I * J >= r["min_pairs"] and nobs >= r["min_obs"]
-               for r in rules())
+               for r in rules(name))

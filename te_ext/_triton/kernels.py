@@ -17,7 +17,7 @@ from pathlib import Path
 
 import triton  # noqa: F401  (the generated modules import it too; fail here, early)
 
-from . import codegen
+from . import codegen, heuristic
 
 
 def interpreted() -> bool:
@@ -44,8 +44,7 @@ def _cache_dir() -> Path:
 
 
 @lru_cache(maxsize=None)
-def fused_kernel(k: int, l: int):
-    """The @triton.jit kernel for (k, l)."""
+def _module(k: int, l: int):
     source = codegen.render(k, l)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     path = _cache_dir() / f"{codegen.kernel_name(k, l)}_{digest}.py"
@@ -57,7 +56,23 @@ def fused_kernel(k: int, l: int):
     spec = importlib.util.spec_from_file_location(f"te_ext_triton_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return getattr(module, codegen.kernel_name(k, l))
+    return module
+
+
+def fused_kernel(k: int, l: int):
+    """The @triton.jit MMA-and-epilogue kernel for (k, l)."""
+    return getattr(_module(k, l), codegen.kernel_name(k, l))
+
+
+def marginals_kernel(k: int, l: int):
+    """The @triton.jit per-neuron state-count kernel for (k, l), launched first."""
+    return getattr(_module(k, l), codegen.marginals_name(k, l))
+
+
+# Marginals kernel geometry: a [BLOCK_K, BLOCK_N] block of one side's series per step.
+MARGINAL_BLOCK_N = 64
+MARGINAL_BLOCK_K = 64
+MARGINAL_NUM_WARPS = 4
 
 
 @dataclass(frozen=True)
@@ -69,27 +84,35 @@ class Tiles:
     group_i: int = 8
 
 
-def tiles(k: int, l: int) -> Tiles:
-    """Tile sizes: the accumulators of a program ((2^l-1)(2^(k+1)-1) tiles of int32) stay
-    near 3 x 128 x 64 elements, what k = l = 1 holds at 8 warps.
+# Default tiles per (k, l) until a GPU measures them: the largest shapes ptxas compiles for
+# sm_90 with no or a few epilogue spills, 8 warps (bench/results/triton-static-*.md; spills are
+# per thread). k = l = 1 at 64x64x64: 48 B (128x64x64, the first default: 3.2 KB).
+STATIC_TILES = {
+    (1, 1): Tiles(64, 64, 64, 8),
+    (1, 2): Tiles(64, 32, 64, 8),
+    (2, 1): Tiles(64, 32, 64, 8),
+    (2, 2): Tiles(32, 32, 64, 8),
+    (3, 1): Tiles(32, 32, 64, 8),
+    (1, 3): Tiles(32, 32, 64, 8),
+}
 
-    Untuned (no GPU here): scripts/gpu_bench_fused.py is where they get measured.
-    Under the interpreter: few, large programs (numpy does the work per program).
-    ``TE_EXT_TRITON_TILES=BLOCK_I,BLOCK_J,BLOCK_K[,num_warps]`` overrides them (powers of
-    two, each >= 16).
+
+def tiles(k: int, l: int, device=None) -> Tiles:
+    """Tile sizes of the fused kernel for (k, l).
+
+    First found wins: ``TE_EXT_TRITON_TILES=BLOCK_I,BLOCK_J,BLOCK_K[,num_warps]`` (powers of
+    two, each >= 16); under the interpreter few, large programs (numpy does the work per
+    program); the tiles the measured table of ``device``'s GPU model chose
+    (scripts/gpu_bench_fused.py, heuristic.measured_tiles); else ``STATIC_TILES``.
     """
     override = os.environ.get("TE_EXT_TRITON_TILES")
     if override:  # "BLOCK_I,BLOCK_J,BLOCK_K[,num_warps]": tests and tuning runs
         values = [int(v) for v in override.split(",")]
         return Tiles(*values[:3], values[3] if len(values) > 3 else 4)
-    products = ((1 << l) - 1) * ((1 << (k + 1)) - 1)
     if interpreted():
         return Tiles(64, 64, 512, 1, 1)
-    area = 3 * 128 * 64 // products
-    bi = bj = 16
-    while bi * bj * 2 <= area and bi < 128:
-        if bi <= bj:
-            bi *= 2
-        else:
-            bj *= 2
-    return Tiles(bi, bj, 64, 8 if bi * bj >= 128 * 64 else 4)
+    measured = heuristic.measured_tiles(k, l, device)
+    if measured is not None:
+        return Tiles(measured["block_i"], measured["block_j"], measured["block_k"],
+                     measured["num_warps"])
+    return STATIC_TILES[(k, l)]

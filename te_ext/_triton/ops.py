@@ -6,14 +6,21 @@ the C++ op, which raises the documented errors, for anything else). Importing th
 imports triton and needs torch >= 2.6 (``triton_op`` / ``wrap_triton``); ``dispatch.py``
 guards both.
 
-Threshold tensors: one element of the input's floating dtype ``D``, the largest ``D`` value
-<= the threshold, so ``v > thr`` evaluated in ``D`` equals the contract's double-precision
-comparison for every ``v`` of dtype ``D`` (see ``dispatch.threshold_in``).
+The threshold is the bit pattern (a Python int) of one value of the input's floating dtype
+``D``, the largest ``D`` value <= the threshold, so ``v > thr`` evaluated in ``D`` equals the
+contract's double-precision comparison for every ``v`` of dtype ``D`` (see
+``dispatch.threshold_bits``). A scalar kernel argument: no device tensor, so no host-to-device
+copy, which from pageable memory would synchronise the stream on every call.
+
+The table ``f(c) = c log2 c`` the epilogue reads is built once per device and stream and
+reused (``clog_table``); only a traced call (``torch.compile``) builds it in the graph.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+from collections import OrderedDict
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -28,9 +35,45 @@ def _as_3d(x: Tensor) -> Tensor:
     return x.view(torch.uint8) if x.dtype == torch.bool else x
 
 
+# (device, stream) -> the largest table built there; a few entries, so short-lived streams
+# cannot pile tables up.
+_TABLES: "OrderedDict[Tuple[str, int], Tensor]" = OrderedDict()
+_MAX_TABLES = 4
+
+
+def _build_table(size: int, device) -> Tensor:
+    # te_math.h clog2c: c * log2(c), and 0 at c = 0 (the CPU path's TableClog).
+    c = torch.arange(size, dtype=torch.float64, device=device)
+    return torch.where(c > 0, c * torch.log2(c), torch.zeros((), dtype=torch.float64, device=device))
+
+
+def _tracing() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling():
+        return True
+    return torch._guards.detect_fake_mode() is not None
+
+
+def clog_table(nobs: int, device) -> Tensor:
+    """float64 ``f(c)`` for at least ``c = 0..nobs``. Eager calls share one table per device and
+    stream, grown to the next power of two; ``dispatch.applicable`` bounds its size."""
+    device = torch.device(device)
+    if _tracing():
+        return _build_table(nobs + 1, device)
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (str(device), stream)
+    table = _TABLES.get(key)
+    if table is None or table.numel() <= nobs:
+        table = _build_table(1 << math.ceil(math.log2(nobs + 1)), device)
+        _TABLES[key] = table
+    _TABLES.move_to_end(key)
+    while len(_TABLES) > _MAX_TABLES:
+        _TABLES.popitem(last=False)
+    return table
+
+
 def _launch(source: Tensor, target: Tensor, k: int, l: int, delay: int,
-            source_threshold: Optional[Tensor], target_threshold: Optional[Tensor],
-            out_counts: bool) -> Tensor:
+            threshold_bits: Optional[int], out_counts: bool) -> Tensor:
     x, y = _as_3d(source), _as_3d(target)
     R, T, I = x.shape
     J = y.shape[2]
@@ -41,18 +84,22 @@ def _launch(source: Tensor, target: Tensor, k: int, l: int, delay: int,
         out = torch.empty((I, J, 1 << (k + l + 1)), dtype=torch.int64, device=x.device)
     else:
         out = torch.empty((I, J), dtype=torch.float64, device=x.device)
-    has_threshold = source_threshold is not None
-    xthr = source_threshold if has_threshold else out
-    ythr = target_threshold if has_threshold else out
-    # f(c) = c log2 c for c = 0..nobs (te_math.h clog2c; a table as the CPU path's TableClog).
-    c = torch.arange(nobs + 1, dtype=torch.float64, device=x.device)
-    clog = c * torch.log2(c)
-    clog[0] = 0.0
-    t = kernels.tiles(k, l)
+    has_threshold = threshold_bits is not None
+    bits = threshold_bits if has_threshold else 0
+    clog = clog_table(nobs, x.device)
+    # Per-neuron counts of each state >= 1, counted once (not by every tile of a row).
+    xmarg = torch.empty((I, (1 << l) - 1), dtype=torch.int32, device=x.device)
+    ymarg = torch.empty((J, (1 << (k + 1)) - 1), dtype=torch.int32, device=x.device)
+    strides = (x.stride(0), x.stride(1), x.stride(2), y.stride(0), y.stride(1), y.stride(2))
+    bn = kernels.MARGINAL_BLOCK_N
+    wrap_triton(kernels.marginals_kernel(k, l))[(triton_cdiv(I, bn) + triton_cdiv(J, bn),)](
+        x, y, bits, xmarg, ymarg, I, J, nobs, obs_per_rep, n0, delay, *strides,
+        HAS_THRESHOLD=has_threshold, BLOCK_N=bn, BLOCK_K=kernels.MARGINAL_BLOCK_K,
+        num_warps=kernels.MARGINAL_NUM_WARPS)
+    t = kernels.tiles(k, l, x.device)
     grid = (triton_cdiv(I, t.block_i) * triton_cdiv(J, t.block_j),)
     wrap_triton(kernels.fused_kernel(k, l))[grid](
-        x, y, xthr, ythr, clog, out, I, J, nobs, obs_per_rep, n0, delay,
-        x.stride(0), x.stride(1), x.stride(2), y.stride(0), y.stride(1), y.stride(2),
+        x, y, bits, clog, xmarg, ymarg, out, I, J, nobs, obs_per_rep, n0, delay, *strides,
         HAS_THRESHOLD=has_threshold, OUT_COUNTS=out_counts,
         BLOCK_I=t.block_i, BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i,
         num_warps=t.num_warps)
@@ -65,15 +112,13 @@ def triton_cdiv(a: int, b: int) -> int:
 
 @triton_op("te::_transfer_entropy_fused", mutates_args=())
 def transfer_entropy_fused(source: Tensor, target: Tensor, k: int, l: int, delay: int,
-                           source_threshold: Optional[Tensor],
-                           target_threshold: Optional[Tensor]) -> Tensor:
+                           threshold_bits: Optional[int]) -> Tensor:
     """float64 [I, J] TE; equals ``te.transfer_entropy`` (counts exactly, TE to rounding)."""
-    return _launch(source, target, k, l, delay, source_threshold, target_threshold, False)
+    return _launch(source, target, k, l, delay, threshold_bits, False)
 
 
 @triton_op("te::_joint_counts_fused", mutates_args=())
 def joint_counts_fused(source: Tensor, target: Tensor, k: int, l: int, delay: int,
-                       source_threshold: Optional[Tensor],
-                       target_threshold: Optional[Tensor]) -> Tensor:
+                       threshold_bits: Optional[int]) -> Tensor:
     """int64 [I, J, 2^(k+l+1)] joint counts; equal to ``te.joint_counts`` bit for bit."""
-    return _launch(source, target, k, l, delay, source_threshold, target_threshold, True)
+    return _launch(source, target, k, l, delay, threshold_bits, True)
