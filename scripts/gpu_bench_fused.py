@@ -63,6 +63,7 @@ MEMORY_SHAPE = (4096, 8192)
 # (scripts/triton_static_report.py): the default (48 B), the spill-free one, a longer K step
 # (68 B), and the first default (3.2 KB), to see what spills cost.
 TILE_CANDIDATES = [(64, 64, 64, 8), (64, 32, 64, 8), (64, 64, 128, 8), (128, 64, 64, 8)]
+COUNTS_MAX_BYTES = 2 << 30  # joint_counts timed where its output is at most 2 GiB
 TILE_SHAPES = [(1024, 4096), (4096, 4096)]
 
 
@@ -173,6 +174,11 @@ def measure(I, T, k, l, reps, baselines, tiles=None):
     row["te_ext_ms"] = time_ms(lambda: torch.ops.te.transfer_entropy(x, y, k, l, 1, None), reps)
     with tiles_env(tiles):
         row["fused_ms"] = time_ms(lambda: dispatch.run("transfer_entropy", x, y, k, l, 1), reps)
+    if I * I * (8 << (k + l + 1)) <= COUNTS_MAX_BYTES:  # joint_counts: [I, J, bins] int64 out
+        row["te_ext_counts_ms"] = time_ms(lambda: torch.ops.te.joint_counts(x, y, k, l, 1, None), reps)
+        with tiles_env(tiles):
+            row["fused_counts_ms"] = time_ms(lambda: dispatch.run("joint_counts", x, y, k, l, 1), reps)
+        torch.cuda.empty_cache()
     if baselines:
         a, b, ab, bb = gemm_operands(x, y)
         row["int_mm_ms"] = time_ms(lambda: torch._int_mm(a, b.T), reps)
@@ -244,20 +250,28 @@ def install(record: Path) -> Path:
     return out
 
 
-def rules(rows):
+def rules(rows, op="transfer_entropy"):
+    """Per (k, l): the fused kernel from the smallest measured I*J from which it won at every
+    larger measured size (``op``: which pair of timings, TE's or the joint counts')."""
+    ours, theirs = ("fused_ms", "te_ext_ms") if op == "transfer_entropy" else \
+        ("fused_counts_ms", "te_ext_counts_ms")
     out = []
+    rows = [r for r in rows if ours in r and theirs in r]
     for k, l in sorted({(r["k"], r["l"]) for r in rows}):
         rs = sorted((r for r in rows if (r["k"], r["l"]) == (k, l)), key=lambda r: (r["I"] * r["J"], r["nobs"]))
         start = None
         for idx in range(len(rs) - 1, -1, -1):
-            if rs[idx]["fused_ms"] < rs[idx]["te_ext_ms"]:
+            if rs[idx][ours] < rs[idx][theirs]:
                 start = idx
             else:
                 break
         if start is not None:
             won = rs[start:]
-            out.append({"k": k, "l": l, "min_pairs": won[0]["I"] * won[0]["J"],
-                        "min_obs": min(r["nobs"] for r in won)})
+            rule = {"k": k, "l": l, "min_pairs": won[0]["I"] * won[0]["J"],
+                    "min_obs": min(r["nobs"] for r in won)}
+            if op != "transfer_entropy":
+                rule["op"] = op
+            out.append(rule)
     return out
 
 
@@ -298,7 +312,7 @@ def main():
         "triton": triton.__version__,
         "reps": reps,
         "rule": "fused for (k, l) when I*J >= min_pairs and R*(T-n0) >= min_obs",
-        "fused": rules(rows),
+        "fused": rules(rows) + rules(rows, "joint_counts"),
         "tiles": tiles,
         "tile_sweep": tile_rows,
         "measurements": rows,
@@ -318,6 +332,11 @@ def main():
         print(f"| {r['I']}, {r['T']} | {r['k']}, {r['l']} | {cell('te_ext_ms')} | {cell('fused_ms')} | "
               f"{cell('int_mm_ms')} | {cell('bf16_ms')} | {cell('plain_pytorch_ms')} | "
               f"{ratio('te_ext_ms')} | {ratio('fused_ms')} |")
+    counted = [r for r in rows if "fused_counts_ms" in r]
+    if counted:
+        print("\njoint_counts: " + "; ".join(
+            f"{r['I']}² T={r['T']} k,l={r['k']},{r['l']}: te_ext {r['te_ext_counts_ms']:.3f} ms, "
+            f"fused {r['fused_counts_ms']:.3f} ms" for r in counted))
     m = memory
     print(f"\npeak extra memory at {m['I']}^2 T={m['T']} (output {m['output_bytes'] / 1e6:.0f} MB): "
           f"te_ext {m['te_ext_peak_extra_bytes'] / 1e6:.0f} MB ({m['te_ext_peak_over_output']:.2f}x), "

@@ -96,7 +96,7 @@ rc=$?
 # compiling its variants): exactness on the GPU, then timings against torch._int_mm, and the
 # dispatch table bench/results/gpu-heuristic-<date>.json.
 if [ "${GPU_CHECK_FUSED:-0}" = 1 ] && [ $DRY = 0 ]; then
-  PYTHONPATH=$ROOT timeout 420 "$PY" scripts/gpu_bench_fused.py --quick --out-dir "$OUT" >"$WORK/fused.log" 2>&1
+  PYTHONPATH=$ROOT timeout 480 "$PY" scripts/gpu_bench_fused.py --quick --out-dir "$OUT" >"$WORK/fused.log" 2>&1
   rc=$?
   [ $rc = 0 ] && stage fused ok "$(tail -1 "$WORK/fused.log" | cut -c1-200)" || stage fused FAILED "rc $rc: $(tail -2 "$WORK/fused.log" | tr '\n' ' ' | cut -c1-300)"
 else

@@ -74,8 +74,11 @@ def joint_counts(source: Tensor, target: Tensor, k: int = 1, l: int = 1, delay: 
     Each pair's counts sum to ``R * (T - n0)``. See the module docstring for the conventions.
     """
     _check_ints("joint_counts", k=k, l=l, delay=delay)
-    return torch.ops.te.joint_counts(_series(source, threshold), _series(target, threshold), k, l,
-                                     delay, threshold)
+    source, target = _series(source, threshold), _series(target, threshold)
+    fused = _fused.maybe_joint_counts(source, target, k, l, delay, threshold)  # CUDA only
+    if fused is not None:
+        return fused
+    return torch.ops.te.joint_counts(source, target, k, l, delay, threshold)
 
 
 def te_from_counts(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:

@@ -231,8 +231,9 @@ def test_applicable_declines_what_the_kernel_does_not_take():
     assert not dispatch.applicable(b, b, True, 1, 1, None)
     assert not dispatch.applicable(b, b.unsqueeze(0), 1, 1, 1, None)
     assert not dispatch.applicable(b, b, 1, 1, 1, "0.5")
-    # CPU calls never reach the fused kernel through te_ext.transfer_entropy.
+    # CPU calls never reach the fused kernel through te_ext.transfer_entropy / joint_counts.
     assert dispatch.maybe_transfer_entropy(b, b) is None
+    assert dispatch.maybe_joint_counts(b, b) is None
 
 
 def test_heuristic_table(tmp_path, monkeypatch):
@@ -247,9 +248,22 @@ def test_heuristic_table(tmp_path, monkeypatch):
     assert not heuristic.prefer_fused(4096, 4096, 4095, 2, 1)
     monkeypatch.setenv("TE_EXT_FUSED", "0")
     assert not heuristic.prefer_fused(1024, 1024, 4095, 1, 1)
+    assert not heuristic.prefer_fused(1024, 1024, 4095, 1, 1, op="joint_counts")  # TE rule only
     monkeypatch.setenv("TE_EXT_FUSED", "1")
     assert heuristic.prefer_fused(16, 16, 100, 2, 2)
     monkeypatch.delenv("TE_EXT_FUSED")
+    counts = tmp_path / "counts.json"
+    counts.write_text(json.dumps({"device": "test", "fused": [
+        {"op": "joint_counts", "k": 1, "l": 1, "min_pairs": 1, "min_obs": 1}]}))
+    monkeypatch.setenv("TE_EXT_GPU_HEURISTIC", str(counts))
+    assert heuristic.prefer_fused(2, 2, 10, 1, 1, op="joint_counts")
+    assert not heuristic.prefer_fused(2, 2, 10, 1, 1)
+    bad_op = tmp_path / "bad-op.json"
+    bad_op.write_text(json.dumps({"fused": [{"op": "te", "k": 1, "l": 1, "min_pairs": 1, "min_obs": 1}]}))
+    monkeypatch.setenv("TE_EXT_GPU_HEURISTIC", str(bad_op))
+    with pytest.raises(ValueError, match="'op' must be one of"):
+        heuristic.prefer_fused(2, 2, 10, 1, 1)
+    monkeypatch.setenv("TE_EXT_GPU_HEURISTIC", str(path))
     path.write_text(json.dumps({"fused": [{"k": 1, "l": 1, "min_pairs": "many"}]}))
     monkeypatch.setenv("TE_EXT_GPU_HEURISTIC", str(tmp_path / "other.json"))
     (tmp_path / "other.json").write_text(path.read_text())
@@ -317,10 +331,29 @@ def test_bad_tiles_in_a_table_are_refused(monkeypatch, tmp_path, tiles, match):
         heuristic.measured_tiles(1, 1)
 
 
-def test_install_ships_a_record_under_the_model_name(monkeypatch, tmp_path):
+def _gpu_bench_fused():
     spec = importlib.util.spec_from_file_location("gpu_bench_fused", ROOT / "scripts" / "gpu_bench_fused.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_rules_take_the_fused_kernel_from_where_it_always_won():
+    bench = _gpu_bench_fused()
+    row = lambda I, te, fused, **kw: dict(I=I, J=I, T=4096, k=1, l=1, nobs=4095,  # noqa: E731
+                                         te_ext_ms=te, fused_ms=fused, **kw)
+    rows = [row(256, 1.0, 2.0), row(1024, 1.0, 0.5, te_ext_counts_ms=1.0, fused_counts_ms=2.0),
+            row(2048, 2.0, 3.0, te_ext_counts_ms=3.0, fused_counts_ms=1.0),
+            row(4096, 5.0, 4.0, te_ext_counts_ms=9.0, fused_counts_ms=4.0), row(8192, 9.0, 8.0)]
+    # 1024 won, 2048 lost: TE from 4096 on (every larger size won too).
+    assert bench.rules(rows) == [{"k": 1, "l": 1, "min_pairs": 4096 * 4096, "min_obs": 4095}]
+    assert bench.rules(rows, "joint_counts") == [
+        {"k": 1, "l": 1, "min_pairs": 2048 * 2048, "min_obs": 4095, "op": "joint_counts"}]
+    assert bench.rules([row(256, 1.0, 2.0)]) == []
+
+
+def test_install_ships_a_record_under_the_model_name(monkeypatch, tmp_path):
+    bench = _gpu_bench_fused()
     monkeypatch.setattr(heuristic, "PACKAGED", tmp_path)
     record = tmp_path / "gpu-heuristic-2026-03-01_000000.json"
     record.write_text(json.dumps({"device": "NVIDIA H200", "fused": [], "measurements": [1, 2],
@@ -351,11 +384,13 @@ def test_cuda_fused_or_fallback_equals_cpu_op(k, l, delay):
     if fused:  # the fused kernel itself
         assert torch.equal(counts.cpu(), want_counts)
         torch.testing.assert_close(te.cpu(), want_te, rtol=0, atol=TOL)
-    # and whatever transfer_entropy picks on CUDA, forced fused or not
+    # and whatever transfer_entropy / joint_counts pick on CUDA, forced fused or not
     for forced in ("1", "0"):
         os.environ["TE_EXT_FUSED"] = forced
         try:
             got = te_ext.transfer_entropy(xd, yd, **kw)
+            got_counts = te_ext.joint_counts(xd, yd, **kw)
         finally:
             os.environ.pop("TE_EXT_FUSED", None)
         torch.testing.assert_close(got.cpu(), want_te, rtol=0, atol=TOL)
+        assert torch.equal(got_counts.cpu(), want_counts)

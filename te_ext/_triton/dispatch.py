@@ -128,14 +128,25 @@ def run(which: str, source, target, k=1, l=1, delay=1, threshold=None) -> Option
     return op(source, target, k, l, delay, bits)
 
 
-def maybe_transfer_entropy(source, target, k=1, l=1, delay=1, threshold=None) -> Optional[Tensor]:
-    """The fused kernel's TE for a CUDA call the measured heuristic gives to it, else None."""
+def _maybe(which: str, source, target, k, l, delay, threshold) -> Optional[Tensor]:
     if not (isinstance(source, Tensor) and source.is_cuda):
         return None
     if not applicable(source, target, k, l, delay, threshold):
         return None
     R = source.shape[0] if source.dim() == 3 else 1
     nobs = R * (source.shape[-2] - max(k, l - 1 + delay))
-    if not heuristic.prefer_fused(source.shape[-1], target.shape[-1], nobs, k, l, source.device):
+    if not heuristic.prefer_fused(source.shape[-1], target.shape[-1], nobs, k, l, source.device,
+                                  op=which):
         return None
-    return run("transfer_entropy", source, target, k, l, delay, threshold)
+    return run(which, source, target, k, l, delay, threshold)
+
+
+def maybe_transfer_entropy(source, target, k=1, l=1, delay=1, threshold=None) -> Optional[Tensor]:
+    """The fused kernel's TE for a CUDA call the measured heuristic gives to it, else None."""
+    return _maybe("transfer_entropy", source, target, k, l, delay, threshold)
+
+
+def maybe_joint_counts(source, target, k=1, l=1, delay=1, threshold=None) -> Optional[Tensor]:
+    """The fused kernel's joint counts for a CUDA call the measured heuristic gives to it (its
+    ``joint_counts`` rules), else None."""
+    return _maybe("joint_counts", source, target, k, l, delay, threshold)

@@ -2,9 +2,10 @@
 
 The table is the JSON that ``scripts/gpu_bench_fused.py`` writes to
 ``bench/results/gpu-heuristic-<date>.json`` after timing the popcount path against the fused
-kernel on a GPU. Its ``fused`` list holds rules ``{"k", "l", "min_pairs", "min_obs"}``: the
-fused kernel is used for that (k, l) when ``I * J >= min_pairs`` and the number of
-observations ``R * (T - n0) >= min_obs``.
+kernel on a GPU. Its ``fused`` list holds rules ``{"k", "l", "min_pairs", "min_obs"[, "op"]}``:
+the fused kernel is used for that (k, l) when ``I * J >= min_pairs`` and the number of
+observations ``R * (T - n0) >= min_obs``; ``op`` is ``"transfer_entropy"`` (the default) or
+``"joint_counts"``, timed separately (the counts epilogue writes 2^(k+l+1) int64 per pair).
 
 A table holds for the GPU model that measured it (its ``device``, as
 ``torch.cuda.get_device_name`` spells it). Where it comes from, first found wins:
@@ -67,6 +68,7 @@ def table_path(device_name: Optional[str] = None) -> Optional[Path]:
     return None
 
 
+OPS = ("transfer_entropy", "joint_counts")
 TILE_KEYS = ("k", "l", "block_i", "block_j", "block_k", "num_warps")
 
 
@@ -81,6 +83,8 @@ def _load(path: Optional[str]) -> Dict[str, List[Dict[str, Any]]]:
         if not all(isinstance(r.get(key), int) for key in ("k", "l", "min_pairs", "min_obs")):
             raise ValueError(f"{path}: every rule of 'fused' needs integer k, l, min_pairs and "
                              f"min_obs, got {r}")
+        if r.get("op", "transfer_entropy") not in OPS:
+            raise ValueError(f"{path}: a rule's 'op' must be one of {', '.join(OPS)}, got {r}")
     tiles = table.get("tiles", [])
     for t in tiles:
         if not all(isinstance(t.get(key), int) and t[key] > 0 for key in TILE_KEYS):
@@ -124,12 +128,13 @@ def _name_of(device) -> Optional[str]:
     return _device_name(device.index if device.index is not None else torch.cuda.current_device())
 
 
-def prefer_fused(I: int, J: int, nobs: int, k: int, l: int, device=None) -> bool:
-    """True when the fused kernel should run this problem on CUDA ``device`` (a
+def prefer_fused(I: int, J: int, nobs: int, k: int, l: int, device=None,
+                 op: str = "transfer_entropy") -> bool:
+    """True when the fused kernel should run ``op`` for this problem on CUDA ``device`` (a
     ``torch.device``, or None for the environment's table only; see the module docstring)."""
     forced = os.environ.get("TE_EXT_FUSED", "")
     if forced in ("0", "1"):
         return forced == "1"
     name = None if device is None else _name_of(device)
-    return any(r["k"] == k and r["l"] == l and I * J >= r["min_pairs"] and nobs >= r["min_obs"]
-               for r in rules(name))
+    return any(r.get("op", "transfer_entropy") == op and r["k"] == k and r["l"] == l
+               and I * J >= r["min_pairs"] and nobs >= r["min_obs"] for r in rules(name))

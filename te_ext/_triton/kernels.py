@@ -84,16 +84,18 @@ class Tiles:
     group_i: int = 8
 
 
-# Default tiles per (k, l) until a GPU measures them: the largest shapes ptxas compiles for
-# sm_90 with no or a few epilogue spills, 8 warps (bench/results/triton-static-*.md; spills are
-# per thread). k = l = 1 at 64x64x64: 48 B (128x64x64, the first default: 3.2 KB).
+# Default tiles per (k, l) until a GPU measures them: among the shapes tried, the one ptxas
+# compiles for sm_90 with the fewest spill bytes per thread, 8 warps (triton 3.8, 2026-11;
+# bench/results/triton-static-*.md). Spills at these tiles: (1, 1) 48 B, (1, 2) and (2, 1)
+# none, (2, 2) 452 B, (3, 1) 456 B, (1, 3) 476 B. The first default, 128x64x64 for k = l = 1
+# and 32x32x64 / 4 warps for (2, 2), spilled 3.2 KB and 22-35 KB.
 STATIC_TILES = {
     (1, 1): Tiles(64, 64, 64, 8),
     (1, 2): Tiles(64, 32, 64, 8),
     (2, 1): Tiles(64, 32, 64, 8),
-    (2, 2): Tiles(32, 32, 64, 8),
-    (3, 1): Tiles(32, 32, 64, 8),
-    (1, 3): Tiles(32, 32, 64, 8),
+    (2, 2): Tiles(64, 32, 64, 8),
+    (3, 1): Tiles(64, 32, 64, 8),
+    (1, 3): Tiles(64, 32, 64, 8),
 }
 
 
