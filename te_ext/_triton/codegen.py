@@ -84,6 +84,24 @@ def _target_streams(w, indent: str, k: int, col: str, mask: str, expand: str) ->
         w(f"{indent}ys_{b} = ({' & '.join(terms)}).to(tl.int8)")
 
 
+def _marginal_side(w, tile: str, size: str, ptr: str, stride: str, out: str, states: int,
+                   streams, name: str) -> None:
+    """One side's branch of the marginals kernel: BLOCK_N neurons, all observations."""
+    w(f"        offs_n = {tile} * BLOCK_N + tl.arange(0, BLOCK_N)")
+    w(f"        in_n = offs_n < {size}")
+    w(f"        col = {ptr} + offs_n.to(tl.int64)[None, :] * {stride}  # [1, BLOCK_N]")
+    for s in range(1, states):
+        w(f"        count_{s} = tl.zeros((BLOCK_N,), dtype=tl.int32)")
+    w("        for o0 in range(0, nobs, BLOCK_K):")
+    _observation_block(w, "            ")
+    w("            m = valid[:, None] & in_n[None, :]  # [BLOCK_K, BLOCK_N]")
+    streams("            ")
+    for s in range(1, states):
+        w(f"            count_{s} += tl.sum({name}_{s}.to(tl.int32), axis=0)")
+    for s in range(1, states):
+        w(f"        tl.store({out} + offs_n * {states - 1} + {s - 1}, count_{s}, mask=in_n)")
+
+
 def _render_marginals(w, k: int, l: int) -> None:
     """te_marginals_k{k}_l{l}: per neuron, how many observations are in each state >= 1 (the
     source's l-bit states, the target's (k+1)-bit states). Programs [0, cdiv(I, BLOCK_N)) take
@@ -95,33 +113,11 @@ def _render_marginals(w, k: int, l: int) -> None:
     w("    pid = tl.program_id(0)")
     w("    tiles_x = tl.cdiv(I, BLOCK_N)")
     w("    if pid < tiles_x:")
-    w("        offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)")
-    w("        in_n = offs_n < I")
-    w("        col = x_ptr + offs_n.to(tl.int64)[None, :] * sxc  # [1, BLOCK_N]")
-    for a in range(1, SX):
-        w(f"        count_{a} = tl.zeros((BLOCK_N,), dtype=tl.int32)")
-    w("        for o0 in range(0, nobs, BLOCK_K):")
-    _observation_block(w, "            ")
-    w("            m = valid[:, None] & in_n[None, :]  # [BLOCK_K, BLOCK_N]")
-    _source_streams(w, "            ", l, "col", "m", "[:, None]")
-    for a in range(1, SX):
-        w(f"            count_{a} += tl.sum(xs_{a}.to(tl.int32), axis=0)")
-    for a in range(1, SX):
-        w(f"        tl.store(xmarg_ptr + offs_n * {SX - 1} + {a - 1}, count_{a}, mask=in_n)")
+    _marginal_side(w, "pid", "I", "x_ptr", "sxc", "xmarg_ptr", SX,
+                   lambda indent: _source_streams(w, indent, l, "col", "m", "[:, None]"), "xs")
     w("    else:")
-    w("        offs_n = (pid - tiles_x) * BLOCK_N + tl.arange(0, BLOCK_N)")
-    w("        in_n = offs_n < J")
-    w("        col = y_ptr + offs_n.to(tl.int64)[None, :] * syc  # [1, BLOCK_N]")
-    for b in range(1, SY):
-        w(f"        count_{b} = tl.zeros((BLOCK_N,), dtype=tl.int32)")
-    w("        for o0 in range(0, nobs, BLOCK_K):")
-    _observation_block(w, "            ")
-    w("            m = valid[:, None] & in_n[None, :]  # [BLOCK_K, BLOCK_N]")
-    _target_streams(w, "            ", k, "col", "m", "[:, None]")
-    for b in range(1, SY):
-        w(f"            count_{b} += tl.sum(ys_{b}.to(tl.int32), axis=0)")
-    for b in range(1, SY):
-        w(f"        tl.store(ymarg_ptr + offs_n * {SY - 1} + {b - 1}, count_{b}, mask=in_n)")
+    _marginal_side(w, "(pid - tiles_x)", "J", "y_ptr", "syc", "ymarg_ptr", SY,
+                   lambda indent: _target_streams(w, indent, k, "col", "m", "[:, None]"), "ys")
     w("")
     w("")
 
