@@ -39,6 +39,22 @@ def parse_pair(text: str):
     return a, b
 
 
+def write(out: Path, meta: dict, rows: list) -> None:
+    out.with_suffix(".json").write_text(json.dumps({**meta, "kernels": rows}, indent=2) + "\n")
+    md = [f"# Fused Triton kernel, compiled without a GPU ({meta['date']})", "",
+          f"torch {meta['torch']}, triton {meta['triton']}; {meta['input']} input, TE output. "
+          "Per thread, from `ptxas -v`; the marginals kernel runs first (4 warps).", "",
+          "| arch | k, l | tiles (I×J×K/warps) | registers | spill stores | spill loads | shared | "
+          "int8 MMA instr. | marginals kernel: registers, spills |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| sm_{r['cc']} | {r['k']}, {r['l']} | {r['tiles']} | {r['registers']} | "
+                  f"{r['spill_store_bytes']} B | {r['spill_load_bytes']} B | "
+                  f"{r['shared_bytes'] // 1024} KB | {r['int8_mma_instructions']} | "
+                  f"{r['marginals_registers']}, {r['marginals_spill_store_bytes']} B |")
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cc", type=int, nargs="+", default=[80, 90],
@@ -54,6 +70,12 @@ def main(argv=None) -> int:
             ap.error(f"--kl {k},{l}: the fused kernel does not take it (too many stream pairs)")
     import triton
 
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = Path(args.out_dir) / f"triton-static-{now.strftime('%Y-%m-%d_%H%M%S')}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"date": now.isoformat(timespec="seconds"), "torch": torch.__version__,
+            "triton": triton.__version__, "input": "bool, contiguous [T, N]",
+            "per_thread": "registers and spill bytes are per thread (ptxas -v)"}
     rows = []
     for cc in args.cc:
         for k, l in args.kl:
@@ -71,26 +93,9 @@ def main(argv=None) -> int:
                 print(f"sm_{cc} k={k} l={l} {facts['tiles']}: {facts['registers']} registers, "
                       f"{facts['spill_store_bytes']} B spill stores, {facts['shared_bytes']} B shared, "
                       f"{facts['int8_mma_instructions']} int8 MMA instructions", flush=True)
+                # Rewritten after every kernel: a run cut short keeps what it measured.
+                write(out, meta, rows)
     os.environ.pop("TE_EXT_TRITON_TILES", None)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    out = Path(args.out_dir) / f"triton-static-{now.strftime('%Y-%m-%d_%H%M%S')}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": now.isoformat(timespec="seconds"), "torch": torch.__version__,
-            "triton": triton.__version__, "input": "bool, contiguous [T, N]",
-            "per_thread": "registers and spill bytes are per thread (ptxas -v)"}
-    out.with_suffix(".json").write_text(json.dumps({**meta, "kernels": rows}, indent=2) + "\n")
-    md = [f"# Fused Triton kernel, compiled without a GPU ({meta['date']})", "",
-          f"torch {meta['torch']}, triton {meta['triton']}; {meta['input']} input, TE output. "
-          "Per thread, from `ptxas -v`; the marginals kernel runs first (4 warps).", "",
-          "| arch | k, l | tiles (I×J×K/warps) | registers | spill stores | spill loads | shared | "
-          "int8 MMA instr. | marginals kernel: registers, spills |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        md.append(f"| sm_{r['cc']} | {r['k']}, {r['l']} | {r['tiles']} | {r['registers']} | "
-                  f"{r['spill_store_bytes']} B | {r['spill_load_bytes']} B | "
-                  f"{r['shared_bytes'] // 1024} KB | {r['int8_mma_instructions']} | "
-                  f"{r['marginals_registers']}, {r['marginals_spill_store_bytes']} B |")
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print(f"wrote {out.with_suffix('.json')} and .md")
     return 0
 
