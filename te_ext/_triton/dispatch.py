@@ -27,6 +27,10 @@ MAX_STREAM_PRODUCTS = 21
 # stays <= 1.5x its output.
 MIN_TABLE_CAP = 1 << 17
 
+# Floating input dtypes the kernel thresholds, and the integer dtype of their bit patterns.
+_BITS_DTYPE = {torch.float64: torch.int64, torch.float32: torch.int32,
+               torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
 _ops_module = None  # the loaded te_ext._triton.ops, False once it failed to load
 
 
@@ -78,12 +82,9 @@ def applicable(source, target, k, l, delay, threshold) -> bool:
 
 
 def table_size(nobs: int) -> int:
-    """Entries of the f(c) table a call with ``nobs`` observations uses (ops.clog_table)."""
-    return 1 << math.ceil(math.log2(nobs + 1))
-
-
-_BITS_DTYPE = {torch.float64: torch.int64, torch.float32: torch.int32,
-               torch.float16: torch.int16, torch.bfloat16: torch.int16}
+    """Entries of the f(c) table a call with ``nobs`` observations uses (ops.clog_table): the
+    power of two >= nobs + 1, in integer arithmetic."""
+    return 1 << nobs.bit_length()
 
 
 def threshold_bits(threshold: float, dtype: torch.dtype) -> int:

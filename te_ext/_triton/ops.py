@@ -18,7 +18,6 @@ reused (``clog_table``); only a traced call (``torch.compile``) builds it in the
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Optional, Tuple
 
@@ -26,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from . import kernels
+from . import dispatch, kernels
 
 
 def _as_3d(x: Tensor) -> Tensor:
@@ -64,7 +63,7 @@ def clog_table(nobs: int, device) -> Tensor:
     key = (str(device), stream)
     table = _TABLES.get(key)
     if table is None or table.numel() <= nobs:
-        table = _build_table(1 << math.ceil(math.log2(nobs + 1)), device)
+        table = _build_table(dispatch.table_size(nobs), device)
         _TABLES[key] = table
     _TABLES.move_to_end(key)
     while len(_TABLES) > _MAX_TABLES:
