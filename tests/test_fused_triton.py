@@ -129,6 +129,22 @@ def test_interpreted_threshold(dtype):
 
 
 @interpreted
+@pytest.mark.parametrize("k,l,split", [(1, 1, "2"), (1, 1, "9"), (2, 1, "3"), (1, 2, "3"),
+                                       (2, 2, "3"), (1, 3, "2")])
+def test_interpreted_split_observations(monkeypatch, k, l, split):
+    # Split-K: each tile's observations in `split` parts of whole 16-step blocks (22 blocks: 9
+    # parts of 3 leave the last part empty), partial counts summed by te_epilogue; the
+    # marginals split the same way. Replicates put part boundaries inside and across them.
+    monkeypatch.setenv("TE_EXT_TRITON_TILES", "32,32,16,1")
+    monkeypatch.setenv("TE_EXT_TRITON_SPLIT", split)
+    x, y = _series(40 + 10 * k + l, 170, 35, 37, R=2, lag=1)
+    te = _check(x, y, k, l, 1)
+    assert te.max() > 0.1
+    x[:, :, 0] = True  # a constant source still gives exactly 0 through the split epilogue
+    assert (_check(x, y, k, l, 1)[0] == 0).all()
+
+
+@interpreted
 def test_interpreted_bad_values_fall_back_to_the_op():
     x, y = _series(1, 100, 4, 4)
     bad = x.to(torch.int8)
@@ -149,15 +165,21 @@ def test_generated_source(k, l):
     assert src == codegen.render(k, l)  # deterministic: stable Triton cache keys
     # One MMA per (source stream, target stream) of states >= 1, as the popcount path.
     assert src.count("tl.dot(") == ((1 << l) - 1) * ((1 << (k + 1)) - 1)
-    # Every bin stored once in counts mode, every (ynext=0, ynext=1) bin pair mixed once.
-    assert src.count("tl.store(out_ptr + pair * ") == 1 << (k + l + 1)
-    assert src.count("pair_sum += _g(") == 1 << (k + l)
-    # The marginals are counted by their own kernel, not inside the MMA loop.
-    marginals, fused = src.split(f"def {codegen.kernel_name(k, l)}(")
+    # Three kernels: the marginals, the MMAs with their epilogue, the split epilogue.
+    marginals, rest = src.split(f"def {codegen.kernel_name(k, l)}(")
+    fused, split = rest.split(f"def {codegen.epilogue_name(k, l)}(")
     assert f"def {codegen.marginals_name(k, l)}(" in marginals
+    # Each epilogue stores every bin once in counts mode and mixes every (ynext=0, ynext=1)
+    # bin pair once; the split one sums the partial planes of every stream product.
+    for epilogue in (fused, split):
+        assert epilogue.count("tl.store(out_ptr + pair * ") == 1 << (k + l + 1)
+        assert epilogue.count("pair_sum += _g(") == 1 << (k + l)
+    products = ((1 << l) - 1) * ((1 << (k + 1)) - 1)
+    assert fused.count("tl.store(part_ptr") == products
+    assert split.count("tl.load(part_ptr") == products and "tl.dot(" not in split
+    # The marginals are counted by their own kernel, not inside the MMA loop.
     assert "tl.sum(" not in fused and "tl.dot(" not in marginals
-    assert marginals.count("tl.store(xmarg_ptr") == (1 << l) - 1
-    assert marginals.count("tl.store(ymarg_ptr") == (1 << (k + 1)) - 1
+    assert marginals.count("count_") == 3 * (((1 << l) - 1) + ((1 << (k + 1)) - 1))
     compile(src, "generated", "exec")
 
 
@@ -365,6 +387,42 @@ def test_install_ships_a_record_under_the_model_name(monkeypatch, tmp_path):
     assert shipped["measured_in"] == "bench/results/gpu-heuristic-2026-03-01_000000.json"
 
 
+def test_split_count_rule(monkeypatch):
+    from te_ext._triton import kernels
+
+    monkeypatch.delenv("TE_EXT_TRITON_SPLIT", raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(kernels, "sm_count",
+                        lambda device: 132 if torch.device(device).type == "cuda" else None)
+    cuda = torch.device("cuda", 0)
+    # 256^2 pairs in 64x64 tiles: 16 programs for 132 SMs; 4095 observations are 64 blocks,
+    # so 8 splits of 8 blocks (16 would leave 4 blocks a split).
+    assert kernels.split_count(16, 4095, 64, cuda) == 8
+    assert kernels.split_count(16, 1 << 20, 64, cuda) == 16  # capped at MAX_SPLIT
+    assert kernels.split_count(256, 4095, 64, cuda) == 1  # 1024^2: the tiles fill the SMs
+    assert kernels.split_count(100, 4095, 64, cuda) == 2
+    assert kernels.split_count(16, 900, 64, cuda) == 1  # 15 blocks: too short to split
+    assert kernels.split_count(16, 4095, 64, torch.device("cpu")) == 1
+    monkeypatch.setenv("TE_EXT_TRITON_SPLIT", "5")
+    assert kernels.split_count(10**6, 10, 64, cuda) == 5
+    monkeypatch.setenv("TE_EXT_TRITON_SPLIT", "0")
+    with pytest.raises(ValueError, match="TE_EXT_TRITON_SPLIT"):
+        kernels.split_count(16, 4095, 64, cuda)
+
+
+def test_split_partials_stay_within_programs_times_tile():
+    # What a split launch adds: int32 partial counts, products x tile per program. With the
+    # rule's programs < SMs * 2 that is O(SMs x tile), whatever I, J and T are.
+    from te_ext._triton import kernels
+
+    for (k, l), t in kernels.STATIC_TILES.items():
+        tile = t.block_i * t.block_j
+        products = len(codegen.stream_products(k, l))
+        assert products == ((1 << l) - 1) * ((1 << (k + 1)) - 1)
+        worst = 2 * 132 * tile * products * 4  # bytes, an H100's 132 SMs
+        assert worst <= 64 << 20, (k, l, worst)
+
+
 # ---- on a GPU (skipped without one): every path, k, l in {1, 2, 3}, delays 1..3 ------------
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -394,3 +452,36 @@ def test_cuda_fused_or_fallback_equals_cpu_op(k, l, delay):
             os.environ.pop("TE_EXT_FUSED", None)
         torch.testing.assert_close(got.cpu(), want_te, rtol=0, atol=TOL)
         assert torch.equal(got_counts.cpu(), want_counts)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.skipif(_triton_missing() is not None, reason=str(_triton_missing()))
+@pytest.mark.parametrize("split", [None, "3"])
+@pytest.mark.parametrize("k,l", [(1, 1), (2, 1), (1, 2), (2, 2), (3, 1), (1, 3)])
+def test_cuda_split_launch_equals_cpu_op(monkeypatch, k, l, split):
+    # 200 x 130 pairs, T = 3000: 4 x 5 tiles, so the rule splits the observations (unless the
+    # GPU has under 20 SMs); "3" forces a split that does not divide the blocks evenly.
+    if split is None:
+        monkeypatch.delenv("TE_EXT_TRITON_SPLIT", raising=False)
+    else:
+        monkeypatch.setenv("TE_EXT_TRITON_SPLIT", split)
+    x, y = _series(77 + k + l, 3000, 200, 130, lag=1)
+    kw = dict(k=k, l=l, delay=1)
+    counts = dispatch.run("joint_counts", x.cuda(), y.cuda(), **kw)
+    te = dispatch.run("transfer_entropy", x.cuda(), y.cuda(), **kw)
+    assert torch.equal(counts.cpu(), te_ext.joint_counts(x, y, **kw))
+    torch.testing.assert_close(te.cpu(), te_ext.transfer_entropy(x, y, **kw), rtol=0, atol=TOL)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.skipif(_triton_missing() is not None, reason=str(_triton_missing()))
+@pytest.mark.parametrize("split", ["1", "4"])
+def test_cuda_fused_op_under_torch_compile(monkeypatch, split):
+    # triton_op: torch.compile sees the kernels (no graph break with fullgraph=True).
+    monkeypatch.setenv("TE_EXT_TRITON_SPLIT", split)
+    ops = dispatch.ops()
+    x, y = _series(5, 1500, 96, 80, lag=1)
+    compiled = torch.compile(lambda a, b: ops.transfer_entropy_fused(a, b, 1, 1, 1, None),
+                             fullgraph=True)
+    got = compiled(x.cuda(), y.cuda())
+    torch.testing.assert_close(got.cpu(), te_ext.transfer_entropy(x, y), rtol=0, atol=TOL)

@@ -95,3 +95,19 @@ def test_static_tiles_cover_every_pair_the_dispatcher_takes():
     assert set(kernels.STATIC_TILES) == taken
     for t in kernels.STATIC_TILES.values():
         assert all(v >= 16 and v & (v - 1) == 0 for v in (t.block_i, t.block_j, t.block_k))
+
+
+def test_split_launch_kernels_compile_within_the_spill_budget():
+    # The split variant of the MMA kernel (partial stores, no epilogue) at k = l = 1, and the
+    # split epilogue and the marginals kernel for every (k, l) the dispatcher takes, on sm_90.
+    from te_ext._triton import aot, kernels
+
+    kernel, _ = aot.compile_for(90, 1, 1, split=4)
+    ptx = kernel.asm["ptx"]
+    assert aot.int8_mma_instructions(ptx) > 0 and "f64" not in ptx  # no epilogue in it
+    assert aot.ptxas_usage(ptx, 90)["spill_store_bytes"] == 0
+    for k, l in kernels.STATIC_TILES:
+        epilogue = aot.compile_epilogue_for(90, k, l, split=4, marg_split=2)
+        assert aot.ptxas_usage(epilogue.asm["ptx"], 90)["spill_store_bytes"] == 0, (k, l)
+        marginals = aot.compile_marginals_for(90, k, l)
+        assert aot.ptxas_usage(marginals.asm["ptx"], 90)["spill_store_bytes"] <= 64, (k, l)

@@ -65,7 +65,7 @@ def ptxas_path() -> Optional[str]:
 
 
 def specialization(k: int, l: int, dtype: torch.dtype, threshold: bool, counts: bool,
-                   delay: int = 1):
+                   delay: int = 1, split: int = 1, marg_split: int = 1):
     """(signature, constexprs, attrs) of a launch on contiguous inputs (see the module doc)."""
     if dtype not in _POINTER:
         raise ValueError(f"specialization: dtype {dtype} is not an input the fused kernel reads")
@@ -74,7 +74,7 @@ def specialization(k: int, l: int, dtype: torch.dtype, threshold: bool, counts: 
     ptr = _POINTER[dtype]
     signature = {"x_ptr": ptr, "y_ptr": ptr, "thr_bits": "i64" if dtype == torch.float64 else "i32",
                  "clog_ptr": "*fp64", "xmarg_ptr": "*i32", "ymarg_ptr": "*i32",
-                 "out_ptr": "*i64" if counts else "*fp64"}
+                 "out_ptr": "*i64" if counts else "*fp64", "part_ptr": "*i32"}
     constexprs = {"sxc": 1, "syc": 1}
     for name, value in (("n0", n0), ("delay", delay)):
         if value == 1:
@@ -84,23 +84,26 @@ def specialization(k: int, l: int, dtype: torch.dtype, threshold: bool, counts: 
             signature[name] = "constexpr" if name in constexprs else "i32"
     t = kernels.tiles(k, l)
     constexprs.update(HAS_THRESHOLD=threshold, OUT_COUNTS=counts, BLOCK_I=t.block_i,
-                      BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i)
-    for name in ("HAS_THRESHOLD", "OUT_COUNTS", "BLOCK_I", "BLOCK_J", "BLOCK_K", "GROUP_I"):
+                      BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i, SPLIT_K=split,
+                      MARG_SPLIT=marg_split)
+    for name in ("HAS_THRESHOLD", "OUT_COUNTS", "BLOCK_I", "BLOCK_J", "BLOCK_K", "GROUP_I",
+                 "SPLIT_K", "MARG_SPLIT"):
         signature[name] = "constexpr"
-    divisible = {"x_ptr", "y_ptr", "clog_ptr", "xmarg_ptr", "ymarg_ptr", "out_ptr", "I", "J",
-                 "sxr", "sxt", "syr", "syt"}
+    divisible = {"x_ptr", "y_ptr", "clog_ptr", "xmarg_ptr", "ymarg_ptr", "out_ptr", "part_ptr",
+                 "I", "J", "sxr", "sxt", "syr", "syt"}
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in divisible}
     return signature, constexprs, attrs, t
 
 
 def compile_for(cc: int, k: int, l: int, dtype: torch.dtype = torch.bool,
-                threshold: bool = False, counts: bool = False, delay: int = 1):
+                threshold: bool = False, counts: bool = False, delay: int = 1, split: int = 1):
     """The fused kernel's CompiledKernel for compute capability ``cc`` (e.g. 80, 90), and its
-    tiles; needs no GPU."""
+    tiles; needs no GPU. ``split`` > 1: the variant that stores partial cross counts."""
     import triton
     from triton.backends.compiler import GPUTarget
 
-    signature, constexprs, attrs, t = specialization(k, l, dtype, threshold, counts, delay)
+    signature, constexprs, attrs, t = specialization(k, l, dtype, threshold, counts, delay,
+                                                     split)
     source = triton.compiler.ASTSource(fn=kernels.fused_kernel(k, l), signature=signature,
                                        constexprs=constexprs, attrs=attrs)
     return triton.compile(source, target=GPUTarget("cuda", cc, 32),
@@ -118,14 +121,38 @@ def compile_marginals_for(cc: int, k: int, l: int, dtype: torch.dtype = torch.bo
     keep = set(names)
     signature = {n: v for n, v in signature.items() if n in keep}
     constexprs = {n: v for n, v in constexprs.items() if n in keep or n == "HAS_THRESHOLD"}
-    constexprs.update(BLOCK_N=kernels.MARGINAL_BLOCK_N, BLOCK_K=kernels.MARGINAL_BLOCK_K)
-    for name in ("HAS_THRESHOLD", "BLOCK_N", "BLOCK_K"):
+    constexprs.update(BLOCK_N=kernels.MARGINAL_BLOCK_N, BLOCK_K=kernels.marginal_block_k(k, l),
+                      SPLIT=1)
+    for name in ("HAS_THRESHOLD", "BLOCK_N", "BLOCK_K", "SPLIT"):
         signature[name] = "constexpr"
     old = codegen.ARGS.replace(" ", "").split(",")
     attrs = {(names.index(old[i[0]]),): v for i, v in attrs.items() if old[i[0]] in keep}
     source = triton.compiler.ASTSource(fn=kernels.marginals_kernel(k, l), signature=signature,
                                        constexprs=constexprs, attrs=attrs)
     return triton.compile(source, target=GPUTarget("cuda", cc, 32), options={"num_warps": kernels.MARGINAL_NUM_WARPS})
+
+
+def compile_epilogue_for(cc: int, k: int, l: int, counts: bool = False, split: int = 2,
+                         marg_split: int = 1):
+    """The split epilogue's CompiledKernel (sums ``split`` partial planes, then the epilogue)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    names = codegen.EPILOGUE_ARGS.replace(" ", "").split(",")
+    signature = {"part_ptr": "*i32", "clog_ptr": "*fp64", "xmarg_ptr": "*i32",
+                 "ymarg_ptr": "*i32", "out_ptr": "*i64" if counts else "*fp64",
+                 "I": "i32", "J": "i32", "nobs": "i32"}
+    block_i, block_j = kernels.epilogue_blocks(k, l)
+    constexprs = dict(OUT_COUNTS=counts, BLOCK_I=block_i, BLOCK_J=block_j, SPLIT_K=split,
+                      MARG_SPLIT=marg_split)
+    for name in constexprs:
+        signature[name] = "constexpr"
+    divisible = {"part_ptr", "clog_ptr", "xmarg_ptr", "ymarg_ptr", "out_ptr", "I", "J"}
+    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in divisible}
+    source = triton.compiler.ASTSource(fn=kernels.epilogue_kernel(k, l), signature=signature,
+                                       constexprs=constexprs, attrs=attrs)
+    return triton.compile(source, target=GPUTarget("cuda", cc, 32),
+                          options={"num_warps": kernels.EPILOGUE_NUM_WARPS})
 
 
 def int8_mma_instructions(ptx: str) -> int:

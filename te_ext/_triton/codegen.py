@@ -29,10 +29,11 @@ from __future__ import annotations
 from typing import List
 
 # Kernel arguments, in launch order (kernels.py passes them by these names).
-ARGS = ("x_ptr, y_ptr, thr_bits, clog_ptr, xmarg_ptr, ymarg_ptr, out_ptr, I, J, nobs, "
-        "obs_per_rep, n0, delay, sxr, sxt, sxc, syr, syt, syc")
+ARGS = ("x_ptr, y_ptr, thr_bits, clog_ptr, xmarg_ptr, ymarg_ptr, out_ptr, part_ptr, I, J, "
+        "nobs, obs_per_rep, n0, delay, sxr, sxt, sxc, syr, syt, syc")
 MARGINAL_ARGS = ("x_ptr, y_ptr, thr_bits, xmarg_ptr, ymarg_ptr, I, J, nobs, obs_per_rep, n0, "
                  "delay, sxr, sxt, sxc, syr, syt, syc")
+EPILOGUE_ARGS = "part_ptr, clog_ptr, xmarg_ptr, ymarg_ptr, out_ptr, I, J, nobs"
 
 
 def _sum(terms: List[str]) -> str:
@@ -49,6 +50,24 @@ def kernel_name(k: int, l: int) -> str:
 
 def marginals_name(k: int, l: int) -> str:
     return f"te_marginals_k{k}_l{l}"
+
+
+def epilogue_name(k: int, l: int) -> str:
+    return f"te_epilogue_k{k}_l{l}"
+
+
+def stream_products(k: int, l: int):
+    """(a, b) of each source state a >= 1 x target state b >= 1: one int32 accumulator each,
+    in this order (also the order of the split partials' planes)."""
+    return [(a, b) for a in range(1, 1 << l) for b in range(1, 1 << (k + 1))]
+
+
+def _split_range(w, indent: str, splits: str) -> None:
+    """lo, hi: the observations of split ``tl.program_id(1)`` of ``splits``, whole BLOCK_K
+    blocks each (a split past the end gets none, and stores zero counts)."""
+    w(f"{indent}per_split = tl.cdiv(tl.cdiv(nobs, BLOCK_K), {splits}) * BLOCK_K")
+    w(f"{indent}lo = tl.program_id(1) * per_split")
+    w(f"{indent}hi = tl.minimum(lo + per_split, nobs)")
 
 
 def _observation_block(w, indent: str) -> None:
@@ -86,38 +105,155 @@ def _target_streams(w, indent: str, k: int, col: str, mask: str, expand: str) ->
 
 def _marginal_side(w, tile: str, size: str, ptr: str, stride: str, out: str, states: int,
                    streams, name: str) -> None:
-    """One side's branch of the marginals kernel: BLOCK_N neurons, all observations."""
+    """One side's branch of the marginals kernel: BLOCK_N neurons, the observations of split
+    ``tl.program_id(1)``; its partial counts go to plane ``program_id(1)`` of ``out``."""
     w(f"        offs_n = {tile} * BLOCK_N + tl.arange(0, BLOCK_N)")
     w(f"        in_n = offs_n < {size}")
     w(f"        col = {ptr} + offs_n.to(tl.int64)[None, :] * {stride}  # [1, BLOCK_N]")
     for s in range(1, states):
         w(f"        count_{s} = tl.zeros((BLOCK_N,), dtype=tl.int32)")
-    w("        for o0 in range(0, nobs, BLOCK_K):")
+    w("        for o0 in range(lo, hi, BLOCK_K):")
     _observation_block(w, "            ")
     w("            m = valid[:, None] & in_n[None, :]  # [BLOCK_K, BLOCK_N]")
     streams("            ")
     for s in range(1, states):
         w(f"            count_{s} += tl.sum({name}_{s}.to(tl.int32), axis=0)")
+    w(f"        plane = {out} + tl.program_id(1) * ({size} * {states - 1})")
     for s in range(1, states):
-        w(f"        tl.store({out} + offs_n * {states - 1} + {s - 1}, count_{s}, mask=in_n)")
+        w(f"        tl.store(plane + offs_n * {states - 1} + {s - 1}, count_{s}, mask=in_n)")
 
 
 def _render_marginals(w, k: int, l: int) -> None:
     """te_marginals_k{k}_l{l}: per neuron, how many observations are in each state >= 1 (the
-    source's l-bit states, the target's (k+1)-bit states). Programs [0, cdiv(I, BLOCK_N)) take
-    source columns, the rest target columns; int32 [I, 2^l - 1] and [J, 2^(k+1) - 1]."""
+    source's l-bit states, the target's (k+1)-bit states). Programs [0, cdiv(I, BLOCK_N)) of
+    axis 0 take source columns, the rest target columns; axis 1 splits the observations into
+    SPLIT parts, each writing its own plane: int32 [SPLIT, I, 2^l - 1] and
+    [SPLIT, J, 2^(k+1) - 1], which the consumers sum (``_marginal_loads``). Partial planes,
+    not atomics: no zeroed buffer, and the same sums in the same order every call."""
     SX, SY = 1 << l, 1 << (k + 1)
     w("@triton.jit")
     w(f"def {marginals_name(k, l)}({MARGINAL_ARGS},")
-    w("        HAS_THRESHOLD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):")
+    w("        HAS_THRESHOLD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,")
+    w("        SPLIT: tl.constexpr):")
     w("    pid = tl.program_id(0)")
     w("    tiles_x = tl.cdiv(I, BLOCK_N)")
+    _split_range(w, "    ", "SPLIT")
     w("    if pid < tiles_x:")
     _marginal_side(w, "pid", "I", "x_ptr", "sxc", "xmarg_ptr", SX,
                    lambda indent: _source_streams(w, indent, l, "col", "m", "[:, None]"), "xs")
     w("    else:")
     _marginal_side(w, "(pid - tiles_x)", "J", "y_ptr", "syc", "ymarg_ptr", SY,
                    lambda indent: _target_streams(w, indent, k, "col", "m", "[:, None]"), "ys")
+    w("")
+    w("")
+
+
+def _marginal_loads(w, k: int, l: int) -> None:
+    """xc_a [BLOCK_I, 1] and yc_b [1, BLOCK_J]: the marginals, summed over MARG_SPLIT planes."""
+    SX, SY = 1 << l, 1 << (k + 1)
+    for a in range(1, SX):
+        w(f"    xc_{a} = tl.zeros((BLOCK_I,), dtype=tl.int32)")
+    for b in range(1, SY):
+        w(f"    yc_{b} = tl.zeros((BLOCK_J,), dtype=tl.int32)")
+    w("    for sp in tl.static_range(MARG_SPLIT):")
+    for a in range(1, SX):
+        w(f"        xc_{a} += tl.load(xmarg_ptr + sp * (I * {SX - 1}) + offs_i * {SX - 1} + {a - 1}, "
+          "mask=in_i, other=0)")
+    for b in range(1, SY):
+        w(f"        yc_{b} += tl.load(ymarg_ptr + sp * (J * {SY - 1}) + offs_j * {SY - 1} + {b - 1}, "
+          "mask=in_j, other=0)")
+    for a in range(1, SX):
+        w(f"    xc_{a} = xc_{a}[:, None]")
+    for b in range(1, SY):
+        w(f"    yc_{b} = yc_{b}[None, :]")
+
+
+def _render_epilogue(w, k: int, l: int, indent: str = "    ") -> None:
+    """From acc_a_b (the cross counts of a [BLOCK_I, BLOCK_J] tile of pairs), offs_i, offs_j,
+    in_i, in_j and the marginals: the joint counts (``OUT_COUNTS``) or the TE, stored to
+    out_ptr. te_math.h assemble_joint_counts in int32 (every count < 2^31), then
+    te_from_joint_counts with TableClog."""
+    SX, SY = 1 << l, 1 << (k + 1)
+    xs_states, ys_states = range(1, SX), range(1, SY)
+    w = _indented(w, indent[4:])
+    _marginal_loads(w, k, l)
+    w("    # te_math.h assemble_joint_counts")
+    c = {}
+    rows = []
+    for b in ys_states:
+        for a in xs_states:
+            name = f"c{(b << l) | a}"
+            w(f"    {name} = acc_{a}_{b}")
+            c[(b << l) | a] = name
+        w(f"    row_{b} = {_sum([c[(b << l) | a] for a in xs_states])}")
+        w(f"    c{b << l} = yc_{b} - row_{b}")
+        c[b << l] = f"c{b << l}"
+        rows.append(f"row_{b}")
+    w(f"    all_cross = {_sum(rows)}")
+    for a in xs_states:
+        w(f"    col_{a} = {_sum([c[(b << l) | a] for b in ys_states])}")
+        w(f"    c{a} = xc_{a} - col_{a}")
+        c[a] = f"c{a}"
+    w(f"    xs_total = {_sum([f'xc_{a}' for a in xs_states])}")
+    w(f"    ys_total = {_sum([f'yc_{b}' for b in ys_states])}")
+    w("    c0 = ((nobs - xs_total) - ys_total) + all_cross")
+    c[0] = "c0"
+    bins = 1 << (k + l + 1)
+    w("    pair_mask = in_i[:, None] & in_j[None, :]")
+    w("    pair = offs_i.to(tl.int64)[:, None] * J + offs_j.to(tl.int64)[None, :]")
+    w("    if OUT_COUNTS:")
+    for b in range(bins):
+        w(f"        tl.store(out_ptr + pair * {bins} + {b}, (c{b} + tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)).to(tl.int64), mask=pair_mask)")
+    w("    else:")
+    half = 1 << (k + l)
+    w("        # te_math.h te_from_joint_counts: target-only sum and total from the same counts")
+    w("        n = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
+    w("        target_sum = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float64)")
+    for yp in range(1 << k):
+        y0 = _sum([f"c{(yp << l) | xs}" for xs in range(SX)])
+        y1 = _sum([f"c{half | (yp << l) | xs}" for xs in range(SX)])
+        w(f"        y0 = {y0}")
+        w(f"        y1 = {y1}")
+        w("        target_sum += _g(_after(y0, target_sum), y1, clog_ptr)")
+        w("        n += y0 + y1")
+    w("        pair_sum = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float64)")
+    for b in range(half):
+        w(f"        pair_sum += _g(_after(c{b}, {'target_sum' if b == 0 else 'pair_sum'}), c{half | b}, clog_ptr)")
+    w("        te = (pair_sum - target_sum) / tl.maximum(n, 1).to(tl.float64)")
+    w("        te = tl.where((n > 0) & (te > 0.0), te, 0.0)")
+    w("        tl.store(out_ptr + pair, te, mask=pair_mask)")
+
+
+def _indented(w, extra: str):
+    return w if not extra else (lambda line: w(extra + line if line else line))
+
+
+def _render_split_epilogue(w, k: int, l: int) -> None:
+    """te_epilogue_k{k}_l{l}: the epilogue of a split launch. The MMA kernel's SPLIT_K programs
+    of a tile each stored their partial cross counts to a plane of part_ptr
+    ([SPLIT_K, products, I, J] int32); this sums them in split order and runs the same
+    epilogue as the unsplit kernel."""
+    products = stream_products(k, l)
+    w("@triton.jit")
+    w(f"def {epilogue_name(k, l)}({EPILOGUE_ARGS},")
+    w("        OUT_COUNTS: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr,")
+    w("        SPLIT_K: tl.constexpr, MARG_SPLIT: tl.constexpr):")
+    w("    pid = tl.program_id(0)")
+    w("    tiles_j = tl.cdiv(J, BLOCK_J)")
+    w("    offs_i = (pid // tiles_j) * BLOCK_I + tl.arange(0, BLOCK_I)")
+    w("    offs_j = (pid % tiles_j) * BLOCK_J + tl.arange(0, BLOCK_J)")
+    w("    in_i = offs_i < I")
+    w("    in_j = offs_j < J")
+    w("    tile = offs_i.to(tl.int64)[:, None] * J + offs_j.to(tl.int64)[None, :]")
+    w("    tile_mask = in_i[:, None] & in_j[None, :]")
+    w("    plane = tl.cast(I, tl.int64) * J")
+    for a, b in products:
+        w(f"    acc_{a}_{b} = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
+    w("    for sp in tl.static_range(SPLIT_K):")
+    for p, (a, b) in enumerate(products):
+        w(f"        acc_{a}_{b} += tl.load(part_ptr + (sp * {len(products)} + {p}) * plane + tile, "
+          "mask=tile_mask, other=0)")
+    _render_epilogue(w, k, l)
     w("")
     w("")
 
@@ -161,14 +297,14 @@ def render(k: int, l: int) -> str:
     w("        # The threshold arrives as the bit pattern of a value of v's dtype (a scalar")
     w("        # argument: no device tensor, no host-to-device copy per call).")
     w("        if v.dtype == tl.float64:")
-    w("            return v > thr_bits.to(tl.int64).to(tl.float64, bitcast=True)")
+    w("            return v > tl.cast(thr_bits, tl.int64).to(tl.float64, bitcast=True)")
     w("        if v.dtype == tl.float32:")
-    w("            return v > thr_bits.to(tl.int32).to(tl.float32, bitcast=True)")
+    w("            return v > tl.cast(thr_bits, tl.int32).to(tl.float32, bitcast=True)")
     w("        # 16-bit floats compared in float32, where they and the threshold are exact (the")
     w("        # Triton interpreter compares bfloat16 as raw bits otherwise).")
     w("        if v.dtype == tl.float16:")
-    w("            return v.to(tl.float32) > thr_bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)")
-    w("        return v.to(tl.float32) > thr_bits.to(tl.int16).to(tl.bfloat16, bitcast=True).to(tl.float32)")
+    w("            return v.to(tl.float32) > tl.cast(thr_bits, tl.int16).to(tl.float16, bitcast=True).to(tl.float32)")
+    w("        return v.to(tl.float32) > tl.cast(thr_bits, tl.int16).to(tl.bfloat16, bitcast=True).to(tl.float32)")
     w("    else:")
     w("        return v != 0")
     w("")
@@ -178,7 +314,7 @@ def render(k: int, l: int) -> str:
     w(f"def {kernel_name(k, l)}({ARGS},")
     w("        HAS_THRESHOLD: tl.constexpr, OUT_COUNTS: tl.constexpr,")
     w("        BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_K: tl.constexpr,")
-    w("        GROUP_I: tl.constexpr):")
+    w("        GROUP_I: tl.constexpr, SPLIT_K: tl.constexpr, MARG_SPLIT: tl.constexpr):")
     w(f"    # k={k}, l={l}: {SX - 1} source stream(s) x {SY - 1} target streams per pair.")
     w("    pid = tl.program_id(0)")
     w("    tiles_i = tl.cdiv(I, BLOCK_I)")
@@ -195,69 +331,30 @@ def render(k: int, l: int) -> str:
     w("    in_j = offs_j < J")
     w("    xcol = x_ptr + offs_i.to(tl.int64)[:, None] * sxc  # [BLOCK_I, 1]")
     w("    ycol = y_ptr + offs_j.to(tl.int64)[None, :] * syc  # [1, BLOCK_J]")
-    for a in xs_states:
-        for b in ys_states:
-            w(f"    acc_{a}_{b} = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
-    w("    for o0 in range(0, nobs, BLOCK_K):")
+    for a, b in stream_products(k, l):
+        w(f"    acc_{a}_{b} = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
+    w("    # Axis 1 splits the observations (SPLIT_K > 1 where the tiles alone leave SMs idle).")
+    _split_range(w, "    ", "SPLIT_K")
+    w("    for o0 in range(lo, hi, BLOCK_K):")
     _observation_block(w, "        ")
     w("        xm = in_i[:, None] & valid[None, :]  # [BLOCK_I, BLOCK_K]")
     w("        ym = valid[:, None] & in_j[None, :]  # [BLOCK_K, BLOCK_J]")
     _source_streams(w, "        ", l, "xcol", "xm", "[None, :]")
     _target_streams(w, "        ", k, "ycol", "ym", "[:, None]")
-    for a in xs_states:
-        for b in ys_states:
-            w(f"        acc_{a}_{b} = tl.dot(xs_{a}, ys_{b}, acc_{a}_{b}, out_dtype=tl.int32)")
-
-    # ---- epilogue: te_math.h assemble_joint_counts, in int32 (every count < 2^31) ----
-    w("    # te_math.h assemble_joint_counts; the marginals from te_marginals")
-    for a in xs_states:
-        w(f"    xc_{a} = tl.load(xmarg_ptr + offs_i * {SX - 1} + {a - 1}, mask=in_i, other=0)[:, None]")
-    for b in ys_states:
-        w(f"    yc_{b} = tl.load(ymarg_ptr + offs_j * {SY - 1} + {b - 1}, mask=in_j, other=0)[None, :]")
-    c = {}
-    rows = []
-    for b in ys_states:
-        for a in xs_states:
-            name = f"c{(b << l) | a}"
-            w(f"    {name} = acc_{a}_{b}")
-            c[(b << l) | a] = name
-        w(f"    row_{b} = {_sum([c[(b << l) | a] for a in xs_states])}")
-        w(f"    c{b << l} = yc_{b} - row_{b}")
-        c[b << l] = f"c{b << l}"
-        rows.append(f"row_{b}")
-    w(f"    all_cross = {_sum(rows)}")
-    for a in xs_states:
-        w(f"    col_{a} = {_sum([c[(b << l) | a] for b in ys_states])}")
-        w(f"    c{a} = xc_{a} - col_{a}")
-        c[a] = f"c{a}"
-    w(f"    xs_total = {_sum([f'xc_{a}' for a in xs_states])}")
-    w(f"    ys_total = {_sum([f'yc_{b}' for b in ys_states])}")
-    w("    c0 = ((nobs - xs_total) - ys_total) + all_cross")
-    c[0] = "c0"
-    bins = 1 << (k + l + 1)
-    w("    pair_mask = in_i[:, None] & in_j[None, :]")
-    w("    pair = offs_i.to(tl.int64)[:, None] * J + offs_j.to(tl.int64)[None, :]")
-    w("    if OUT_COUNTS:")
-    for b in range(bins):
-        w(f"        tl.store(out_ptr + pair * {bins} + {b}, (c{b} + tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)).to(tl.int64), mask=pair_mask)")
+    for a, b in stream_products(k, l):
+        w(f"        acc_{a}_{b} = tl.dot(xs_{a}, ys_{b}, acc_{a}_{b}, out_dtype=tl.int32)")
+    w("    if SPLIT_K > 1:")
+    w("        # This split's cross counts, to its planes of part_ptr; te_epilogue sums them.")
+    w("        tile = offs_i.to(tl.int64)[:, None] * J + offs_j.to(tl.int64)[None, :]")
+    w("        tile_mask = in_i[:, None] & in_j[None, :]")
+    w("        plane = tl.cast(I, tl.int64) * J")
+    products = stream_products(k, l)
+    for p_, (a, b) in enumerate(products):
+        w(f"        tl.store(part_ptr + (tl.program_id(1) * {len(products)} + {p_}) * plane + tile, "
+          f"acc_{a}_{b}, mask=tile_mask)")
     w("    else:")
-    # ---- te_math.h te_from_joint_counts(DirectClog) ----
-    half = 1 << (k + l)
-    w("        # te_math.h te_from_joint_counts: target-only sum and total from the same counts")
-    w("        n = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
-    w("        target_sum = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float64)")
-    for yp in range(1 << k):
-        y0 = _sum([f"c{(yp << l) | xs}" for xs in range(SX)])
-        y1 = _sum([f"c{half | (yp << l) | xs}" for xs in range(SX)])
-        w(f"        y0 = {y0}")
-        w(f"        y1 = {y1}")
-        w("        target_sum += _g(_after(y0, target_sum), y1, clog_ptr)")
-        w("        n += y0 + y1")
-    w("        pair_sum = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float64)")
-    for b in range(half):
-        w(f"        pair_sum += _g(_after(c{b}, {'target_sum' if b == 0 else 'pair_sum'}), c{half | b}, clog_ptr)")
-    w("        te = (pair_sum - target_sum) / tl.maximum(n, 1).to(tl.float64)")
-    w("        te = tl.where((n > 0) & (te > 0.0), te, 0.0)")
-    w("        tl.store(out_ptr + pair, te, mask=pair_mask)")
+    _render_epilogue(w, k, l, indent="        ")
     w("")
+    w("")
+    _render_split_epilogue(w, k, l)
     return "\n".join(out)

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Optional
 
 import triton  # noqa: F401  (the generated modules import it too; fail here, early)
 
@@ -69,10 +70,89 @@ def marginals_kernel(k: int, l: int):
     return getattr(_module(k, l), codegen.marginals_name(k, l))
 
 
-# Marginals kernel geometry: a [BLOCK_K, BLOCK_N] block of one side's series per step.
+def epilogue_kernel(k: int, l: int):
+    """The @triton.jit epilogue of a split launch (sums the partial cross counts)."""
+    return getattr(_module(k, l), codegen.epilogue_name(k, l))
+
+
+# Marginals kernel geometry: a [BLOCK_K, BLOCK_N] block of one side's series per step, 4 warps.
+# One side's 2^(k+1) - 1 (or 2^l - 1) state streams are all live in a step, so the block
+# shrinks as they grow: ptxas (sm_90, triton 3.8) spilled 2.8 KB per thread for k = 3 at 64x64,
+# and 24 B at 16x64; 7 streams spill 64-68 B at 64x64 and none at 32x64.
 MARGINAL_BLOCK_N = 64
-MARGINAL_BLOCK_K = 64
 MARGINAL_NUM_WARPS = 4
+
+
+def marginal_block_k(k: int, l: int) -> int:
+    streams = max((1 << l) - 1, (1 << (k + 1)) - 1)
+    return 64 if streams <= 3 else 32 if streams <= 7 else 16
+
+
+# Split epilogue geometry: pairs of a program, 8 warps; its counts and f(c) sums live in
+# registers, so 4 pairs a thread, 2 where a pair has 15 or more cross counts (ptxas spilled
+# 444-784 B at 32x32 for (2, 2) and (1, 3)).
+EPILOGUE_NUM_WARPS = 8
+
+
+def epilogue_blocks(k: int, l: int):
+    """(BLOCK_I, BLOCK_J) of the split epilogue for (k, l)."""
+    return (32, 32) if len(codegen.stream_products(k, l)) < 15 else (16, 32)
+
+
+# Splitting the observations of a tile over programs (split-K): at most this many splits, each
+# at least this many BLOCK_K blocks long (shorter ones spend more on writing and re-reading
+# their partial counts than they save).
+MAX_SPLIT = 16
+MIN_BLOCKS_PER_SPLIT = 8
+
+
+@lru_cache(maxsize=None)
+def _sm_count(index: int) -> int:
+    import torch
+
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def sm_count(device) -> Optional[int]:
+    """Streaming multiprocessors of a CUDA ``device``; None for other devices."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return _sm_count(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def split_count(programs: int, nobs: int, block_k: int, device=None) -> int:
+    """How many parts a launch of ``programs`` programs (tiles of pairs, or of neurons) splits
+    its ``nobs`` observations into.
+
+    Small problems have fewer tiles than the GPU has SMs (256^2 pairs are 16 tiles of 64x64,
+    on 132 SMs): each tile's program then walks all T observations alone while most SMs idle.
+    Splitting multiplies the programs, at the cost of writing and re-reading partial counts,
+    O(programs x tile) memory: the smallest power of two that gives every SM a program, at most
+    ``MAX_SPLIT``, each split at least ``MIN_BLOCKS_PER_SPLIT`` blocks of ``block_k``.
+    ``TE_EXT_TRITON_SPLIT=N`` forces N (tests, and the benchmark's sweep); the interpreter and
+    non-CUDA devices use 1. Until a GPU measures it, this rule is a reasoned default, not a
+    measured one (scripts/gpu_bench_fused.py times it against forced splits).
+    """
+    override = os.environ.get("TE_EXT_TRITON_SPLIT")
+    if override:
+        value = int(override)
+        if value < 1:
+            raise ValueError(f"TE_EXT_TRITON_SPLIT must be an integer >= 1, got {override!r}")
+        return value
+    if interpreted():
+        return 1
+    sms = sm_count(device) if device is not None else None
+    if sms is None:
+        return 1
+    blocks = -(-nobs // block_k)
+    split = 1
+    while (programs * split < sms and split * 2 <= MAX_SPLIT
+           and blocks >= split * 2 * MIN_BLOCKS_PER_SPLIT):
+        split *= 2
+    return split
 
 
 @dataclass(frozen=True)

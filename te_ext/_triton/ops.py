@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from . import dispatch, kernels
+from . import codegen, dispatch, kernels
 
 
 def _as_3d(x: Tensor) -> Tensor:
@@ -79,29 +79,47 @@ def _launch(source: Tensor, target: Tensor, k: int, l: int, delay: int,
     n0 = max(k, l - 1 + delay)
     obs_per_rep = T - n0
     nobs = R * obs_per_rep
+    device = x.device
     if out_counts:
-        out = torch.empty((I, J, 1 << (k + l + 1)), dtype=torch.int64, device=x.device)
+        out = torch.empty((I, J, 1 << (k + l + 1)), dtype=torch.int64, device=device)
     else:
-        out = torch.empty((I, J), dtype=torch.float64, device=x.device)
+        out = torch.empty((I, J), dtype=torch.float64, device=device)
     has_threshold = threshold_bits is not None
     bits = threshold_bits if has_threshold else 0
-    clog = clog_table(nobs, x.device)
-    # Per-neuron counts of each state >= 1, counted once (not by every tile of a row).
-    xmarg = torch.empty((I, (1 << l) - 1), dtype=torch.int32, device=x.device)
-    ymarg = torch.empty((J, (1 << (k + 1)) - 1), dtype=torch.int32, device=x.device)
+    clog = clog_table(nobs, device)
     strides = (x.stride(0), x.stride(1), x.stride(2), y.stride(0), y.stride(1), y.stride(2))
-    bn = kernels.MARGINAL_BLOCK_N
-    wrap_triton(kernels.marginals_kernel(k, l))[(triton_cdiv(I, bn) + triton_cdiv(J, bn),)](
+
+    # Per-neuron counts of each state >= 1, counted once (not by every tile of a row), in
+    # partial planes when the neurons alone are too few programs for the GPU.
+    bn, bk = kernels.MARGINAL_BLOCK_N, kernels.marginal_block_k(k, l)
+    marg_programs = triton_cdiv(I, bn) + triton_cdiv(J, bn)
+    marg_split = kernels.split_count(marg_programs, nobs, bk, device)
+    xmarg = torch.empty((marg_split, I, (1 << l) - 1), dtype=torch.int32, device=device)
+    ymarg = torch.empty((marg_split, J, (1 << (k + 1)) - 1), dtype=torch.int32, device=device)
+    wrap_triton(kernels.marginals_kernel(k, l))[(marg_programs, marg_split)](
         x, y, bits, xmarg, ymarg, I, J, nobs, obs_per_rep, n0, delay, *strides,
-        HAS_THRESHOLD=has_threshold, BLOCK_N=bn, BLOCK_K=kernels.MARGINAL_BLOCK_K,
+        HAS_THRESHOLD=has_threshold, BLOCK_N=bn, BLOCK_K=bk, SPLIT=marg_split,
         num_warps=kernels.MARGINAL_NUM_WARPS)
-    t = kernels.tiles(k, l, x.device)
-    grid = (triton_cdiv(I, t.block_i) * triton_cdiv(J, t.block_j),)
-    wrap_triton(kernels.fused_kernel(k, l))[grid](
-        x, y, bits, clog, xmarg, ymarg, out, I, J, nobs, obs_per_rep, n0, delay, *strides,
+
+    t = kernels.tiles(k, l, device)
+    tiles = triton_cdiv(I, t.block_i) * triton_cdiv(J, t.block_j)
+    split = kernels.split_count(tiles, nobs, t.block_k, device)
+    if split > 1:  # partial cross counts, summed by the epilogue kernel: O(programs x tile)
+        part = torch.empty((split, len(codegen.stream_products(k, l)), I, J), dtype=torch.int32,
+                           device=device)
+    else:
+        part = xmarg  # not read: the kernel's epilogue runs in place
+    wrap_triton(kernels.fused_kernel(k, l))[(tiles, split)](
+        x, y, bits, clog, xmarg, ymarg, out, part, I, J, nobs, obs_per_rep, n0, delay, *strides,
         HAS_THRESHOLD=has_threshold, OUT_COUNTS=out_counts,
         BLOCK_I=t.block_i, BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i,
-        num_warps=t.num_warps)
+        SPLIT_K=split, MARG_SPLIT=marg_split, num_warps=t.num_warps)
+    if split > 1:
+        ei, ej = kernels.epilogue_blocks(k, l)
+        wrap_triton(kernels.epilogue_kernel(k, l))[(triton_cdiv(I, ei) * triton_cdiv(J, ej),)](
+            part, clog, xmarg, ymarg, out, I, J, nobs,
+            OUT_COUNTS=out_counts, BLOCK_I=ei, BLOCK_J=ej, SPLIT_K=split, MARG_SPLIT=marg_split,
+            num_warps=kernels.EPILOGUE_NUM_WARPS)
     return out
 
 
