@@ -24,7 +24,13 @@ nine of them for the exactness check.
 4. Times the fused kernel at k = l = 1 for each tile shape in ``TILE_CANDIDATES`` (those
    ptxas compiles without spills, ``scripts/triton_static_report.py``) at 1024^2 and 4096^2,
    T=4096, and keeps the fastest over both.
-5. Writes ``bench/results/gpu-heuristic-<date>.json`` (every measurement, the chosen tiles, and
+5. The split-K sweep at the small shapes (256^2 and 1024^2): the fused kernel with the
+   observations split as ``kernels.split_count`` decides, and forced to each of
+   ``SPLIT_CANDIDATES``; and each call's cost when calls are issued back to back with no
+   synchronisation (``throughput``: the larger of the host's launch cost and the GPU time),
+   next to ``torch._int_mm``'s. This is what tells whether the split rule, a reasoned default,
+   is right on this GPU.
+6. Writes ``bench/results/gpu-heuristic-<date>.json`` (every measurement, the chosen tiles, and
    the rules ``te_ext/_triton/heuristic.py`` reads: for each (k, l), the fused kernel from the
    smallest measured I*J from which it won at every larger measured size) and prints a
    markdown table.
@@ -65,6 +71,8 @@ MEMORY_SHAPE = (4096, 8192)
 TILE_CANDIDATES = [(64, 64, 64, 8), (64, 32, 64, 8), (64, 64, 128, 8), (128, 64, 64, 8)]
 COUNTS_MAX_BYTES = 2 << 30  # joint_counts timed where its output is at most 2 GiB
 TILE_SHAPES = [(1024, 4096), (4096, 4096)]
+SPLIT_SHAPES = [(256, 4096), (1024, 1024), (1024, 4096)]
+SPLIT_CANDIDATES = [1, 2, 4, 8, 16]
 
 
 def series(I, T, seed=0, device="cuda"):
@@ -87,6 +95,70 @@ def time_ms(fn, reps, warmup=3):
         end.synchronize()
         times.append(start.elapsed_time(end))
     return statistics.median(times)
+
+
+def throughput_ms(fn, calls=50, warmup=3):
+    """Per call, ``calls`` calls issued back to back, synchronised once: max(host, GPU) cost."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1e3 / calls
+
+
+class env_set:
+    """Environment variables set inside (None: unset), restored after."""
+
+    def __init__(self, **values):
+        self.values, self.saved = values, {}
+
+    def __enter__(self):
+        for key, value in self.values.items():
+            self.saved[key] = os.environ.get(key)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = str(value)
+
+    def __exit__(self, *exc):
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def sweep_splits(reps, tiles):
+    """Fused TE at the small shapes: the rule's split, each forced split, and throughput."""
+    from te_ext._triton import kernels
+
+    rows = []
+    for I, T in SPLIT_SHAPES:
+        x, y = series(I, T)
+        t = kernels.Tiles(*tiles)
+        programs = -(-I // t.block_i) * -(-I // t.block_j)
+        row = {"I": I, "T": T, "programs": programs,
+               "rule_split": kernels.split_count(programs, T - 1, t.block_k, x.device)}
+        a, b, _, _ = gemm_operands(x, y)
+        row["int_mm_ms"] = time_ms(lambda: torch._int_mm(a, b.T), reps)
+        row["int_mm_throughput_ms"] = throughput_ms(lambda: torch._int_mm(a, b.T))
+        del a, b
+        with tiles_env(tiles), env_set(TE_EXT_TRITON_SPLIT=None):
+            fn = lambda: dispatch.run("transfer_entropy", x, y)  # noqa: E731
+            row["rule_ms"] = time_ms(fn, reps)
+            row["rule_throughput_ms"] = throughput_ms(fn)
+        for split in SPLIT_CANDIDATES:
+            with tiles_env(tiles), env_set(TE_EXT_TRITON_SPLIT=split):
+                row[f"split_{split}_ms"] = time_ms(lambda: dispatch.run("transfer_entropy", x, y), reps)
+        rows.append(row)
+        del x, y
+        torch.cuda.empty_cache()
+    return rows
 
 
 def plain_pytorch_te(x, y):
@@ -120,6 +192,12 @@ def plain_pytorch_te(x, y):
 
 
 def check_exactness():
+    for split in (None, 3):  # the rule's split (2 at these shapes on an H100), and a forced one
+        with env_set(TE_EXT_TRITON_SPLIT=split):
+            _check_exactness()
+
+
+def _check_exactness():
     cases = [(k, l, d) for k in (1, 2) for l in (1, 2) for d in (1, 2, 3)]
     for i, (k, l, d) in enumerate(cases):
         g = torch.Generator().manual_seed(i)
@@ -154,18 +232,9 @@ def gemm_operands(x, y):
     return a, b, a.to(torch.bfloat16), b.T.to(torch.bfloat16).contiguous()
 
 
-class tiles_env:
+def tiles_env(tiles):
     """TE_EXT_TRITON_TILES set to ``tiles`` (BLOCK_I, BLOCK_J, BLOCK_K, num_warps) inside."""
-
-    def __init__(self, tiles):
-        self.tiles = tiles
-
-    def __enter__(self):
-        if self.tiles:
-            os.environ["TE_EXT_TRITON_TILES"] = ",".join(map(str, self.tiles))
-
-    def __exit__(self, *exc):
-        os.environ.pop("TE_EXT_TRITON_TILES", None)
+    return env_set(TE_EXT_TRITON_TILES=",".join(map(str, tiles)) if tiles else None)
 
 
 def measure(I, T, k, l, reps, baselines, tiles=None):
@@ -292,6 +361,7 @@ def main():
     if dispatch.ops() is None:
         sys.exit("gpu_bench_fused.py: triton or torch.library.triton_op is unavailable")
     os.environ.pop("TE_EXT_TRITON_TILES", None)
+    os.environ.pop("TE_EXT_TRITON_SPLIT", None)
     reps = 5 if args.quick else 15
     if not args.no_check:
         check_exactness()
@@ -300,6 +370,7 @@ def main():
     rows = [measure(I, T, 1, 1, reps, True, best) for I, T in SHAPES]
     if not args.quick:
         rows += [measure(I, T, k, l, reps, False) for k, l in OTHER_KL for I, T in OTHER_SHAPES]
+    split_rows = sweep_splits(reps, best)
     memory = peak_memory(*MEMORY_SHAPE, best)
     now = datetime.datetime.now(datetime.timezone.utc)
     import triton
@@ -315,6 +386,7 @@ def main():
         "fused": rules(rows) + rules(rows, "joint_counts"),
         "tiles": tiles,
         "tile_sweep": tile_rows,
+        "split_sweep": split_rows,
         "measurements": rows,
         "memory": memory,
     }
@@ -342,6 +414,12 @@ def main():
           f"te_ext {m['te_ext_peak_extra_bytes'] / 1e6:.0f} MB ({m['te_ext_peak_over_output']:.2f}x), "
           f"fused {m['fused_peak_extra_bytes'] / 1e6:.0f} MB ({m['fused_peak_over_output']:.2f}x)")
     print(f"tiles: {tiles}")
+    print("\nsplit-K (TE, k = l = 1; ms, CUDA events; throughput: back-to-back calls):")
+    for r in split_rows:
+        forced = ", ".join(f"{s}: {r[f'split_{s}_ms']:.3f}" for s in SPLIT_CANDIDATES)
+        print(f"  {r['I']}^2 T={r['T']}, {r['programs']} tiles: rule splits {r['rule_split']}, "
+              f"{r['rule_ms']:.3f} ms ({r['rule_ms'] / r['int_mm_ms']:.1f}x int8), throughput "
+              f"{r['rule_throughput_ms']:.3f} vs int8 {r['int_mm_throughput_ms']:.3f}; forced {forced}")
     print(f"rules: {table['fused']}\nwrote {out}")
     print(f"to ship it: python scripts/gpu_bench_fused.py --install-from {out}")
 

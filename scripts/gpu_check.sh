@@ -71,7 +71,7 @@ fi
 # ---- 2. tests ------------------------------------------------------------------------------
 TESTS=${GPU_CHECK_TESTS:-tests/test_cuda.py tests/test_window.py tests/test_feedback.py tests/test_libstdcxx.py tests/test_ops_errors.py tests/test_stats_surrogates.py tests/test_stats_local.py tests/test_delays.py tests/test_fused_triton.py}
 if "$PY" -c 'import xdist' 2>/dev/null && [ $DRY = 0 ]; then
-  timeout 200 "$PY" -m pytest $TESTS -q -p no:cacheprovider -n 8 -rs >"$WORK/tests.log" 2>&1
+  timeout 300 "$PY" -m pytest $TESTS -q -p no:cacheprovider -n 8 -rs >"$WORK/tests.log" 2>&1
   rc=$?
 else  # one process per file: a crash takes one file down, not the run
   rc=0

@@ -84,10 +84,14 @@ def specialization(k: int, l: int, dtype: torch.dtype, threshold: bool, counts: 
             signature[name] = "constexpr" if name in constexprs else "i32"
     t = kernels.tiles(k, l)
     constexprs.update(HAS_THRESHOLD=threshold, OUT_COUNTS=counts, BLOCK_I=t.block_i,
-                      BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i, SPLIT_K=split,
-                      MARG_SPLIT=marg_split)
+                      BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i,
+                      PARTIAL=split > 1)
+    for name, value in (("n_split", split), ("marg_split", marg_split)):
+        if value == 1:  # Triton turns an integer argument equal to 1 into a constant
+            constexprs[name] = 1
+            signature[name] = "constexpr"
     for name in ("HAS_THRESHOLD", "OUT_COUNTS", "BLOCK_I", "BLOCK_J", "BLOCK_K", "GROUP_I",
-                 "SPLIT_K", "MARG_SPLIT"):
+                 "PARTIAL"):
         signature[name] = "constexpr"
     divisible = {"x_ptr", "y_ptr", "clog_ptr", "xmarg_ptr", "ymarg_ptr", "out_ptr", "part_ptr",
                  "I", "J", "sxr", "sxt", "syr", "syt"}
@@ -121,9 +125,8 @@ def compile_marginals_for(cc: int, k: int, l: int, dtype: torch.dtype = torch.bo
     keep = set(names)
     signature = {n: v for n, v in signature.items() if n in keep}
     constexprs = {n: v for n, v in constexprs.items() if n in keep or n == "HAS_THRESHOLD"}
-    constexprs.update(BLOCK_N=kernels.MARGINAL_BLOCK_N, BLOCK_K=kernels.marginal_block_k(k, l),
-                      SPLIT=1)
-    for name in ("HAS_THRESHOLD", "BLOCK_N", "BLOCK_K", "SPLIT"):
+    constexprs.update(BLOCK_N=kernels.MARGINAL_BLOCK_N, BLOCK_K=kernels.marginal_block_k(k, l))
+    for name in ("HAS_THRESHOLD", "BLOCK_N", "BLOCK_K"):
         signature[name] = "constexpr"
     old = codegen.ARGS.replace(" ", "").split(",")
     attrs = {(names.index(old[i[0]]),): v for i, v in attrs.items() if old[i[0]] in keep}
@@ -141,10 +144,11 @@ def compile_epilogue_for(cc: int, k: int, l: int, counts: bool = False, split: i
     names = codegen.EPILOGUE_ARGS.replace(" ", "").split(",")
     signature = {"part_ptr": "*i32", "clog_ptr": "*fp64", "xmarg_ptr": "*i32",
                  "ymarg_ptr": "*i32", "out_ptr": "*i64" if counts else "*fp64",
-                 "I": "i32", "J": "i32", "nobs": "i32"}
+                 "I": "i32", "J": "i32", "nobs": "i32", "n_split": "i32", "marg_split": "i32"}
     block_i, block_j = kernels.epilogue_blocks(k, l)
-    constexprs = dict(OUT_COUNTS=counts, BLOCK_I=block_i, BLOCK_J=block_j, SPLIT_K=split,
-                      MARG_SPLIT=marg_split)
+    constexprs = dict(OUT_COUNTS=counts, BLOCK_I=block_i, BLOCK_J=block_j)
+    if marg_split == 1:
+        constexprs["marg_split"] = 1
     for name in constexprs:
         signature[name] = "constexpr"
     divisible = {"part_ptr", "clog_ptr", "xmarg_ptr", "ymarg_ptr", "out_ptr", "I", "J"}

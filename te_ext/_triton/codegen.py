@@ -30,10 +30,10 @@ from typing import List
 
 # Kernel arguments, in launch order (kernels.py passes them by these names).
 ARGS = ("x_ptr, y_ptr, thr_bits, clog_ptr, xmarg_ptr, ymarg_ptr, out_ptr, part_ptr, I, J, "
-        "nobs, obs_per_rep, n0, delay, sxr, sxt, sxc, syr, syt, syc")
+        "nobs, obs_per_rep, n0, delay, sxr, sxt, sxc, syr, syt, syc, n_split, marg_split")
 MARGINAL_ARGS = ("x_ptr, y_ptr, thr_bits, xmarg_ptr, ymarg_ptr, I, J, nobs, obs_per_rep, n0, "
-                 "delay, sxr, sxt, sxc, syr, syt, syc")
-EPILOGUE_ARGS = "part_ptr, clog_ptr, xmarg_ptr, ymarg_ptr, out_ptr, I, J, nobs"
+                 "delay, sxr, sxt, sxc, syr, syt, syc, n_split")
+EPILOGUE_ARGS = "part_ptr, clog_ptr, xmarg_ptr, ymarg_ptr, out_ptr, I, J, nobs, n_split, marg_split"
 
 
 def _sum(terms: List[str]) -> str:
@@ -62,10 +62,11 @@ def stream_products(k: int, l: int):
     return [(a, b) for a in range(1, 1 << l) for b in range(1, 1 << (k + 1))]
 
 
-def _split_range(w, indent: str, splits: str) -> None:
-    """lo, hi: the observations of split ``tl.program_id(1)`` of ``splits``, whole BLOCK_K
-    blocks each (a split past the end gets none, and stores zero counts)."""
-    w(f"{indent}per_split = tl.cdiv(tl.cdiv(nobs, BLOCK_K), {splits}) * BLOCK_K")
+def _split_range(w, indent: str) -> None:
+    """lo, hi: the observations of split ``tl.program_id(1)`` of ``n_split``, whole BLOCK_K
+    blocks each (a split past the end gets none, and stores zero counts). The split counts
+    are runtime arguments, not constexprs: a new count (a new shape) compiles nothing."""
+    w(f"{indent}per_split = tl.cdiv(tl.cdiv(nobs, BLOCK_K), n_split) * BLOCK_K")
     w(f"{indent}lo = tl.program_id(1) * per_split")
     w(f"{indent}hi = tl.minimum(lo + per_split, nobs)")
 
@@ -127,17 +128,16 @@ def _render_marginals(w, k: int, l: int) -> None:
     """te_marginals_k{k}_l{l}: per neuron, how many observations are in each state >= 1 (the
     source's l-bit states, the target's (k+1)-bit states). Programs [0, cdiv(I, BLOCK_N)) of
     axis 0 take source columns, the rest target columns; axis 1 splits the observations into
-    SPLIT parts, each writing its own plane: int32 [SPLIT, I, 2^l - 1] and
-    [SPLIT, J, 2^(k+1) - 1], which the consumers sum (``_marginal_loads``). Partial planes,
+    n_split parts, each writing its own plane: int32 [n_split, I, 2^l - 1] and
+    [n_split, J, 2^(k+1) - 1], which the consumers sum (``_marginal_loads``). Partial planes,
     not atomics: no zeroed buffer, and the same sums in the same order every call."""
     SX, SY = 1 << l, 1 << (k + 1)
     w("@triton.jit")
     w(f"def {marginals_name(k, l)}({MARGINAL_ARGS},")
-    w("        HAS_THRESHOLD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,")
-    w("        SPLIT: tl.constexpr):")
+    w("        HAS_THRESHOLD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):")
     w("    pid = tl.program_id(0)")
     w("    tiles_x = tl.cdiv(I, BLOCK_N)")
-    _split_range(w, "    ", "SPLIT")
+    _split_range(w, "    ")
     w("    if pid < tiles_x:")
     _marginal_side(w, "pid", "I", "x_ptr", "sxc", "xmarg_ptr", SX,
                    lambda indent: _source_streams(w, indent, l, "col", "m", "[:, None]"), "xs")
@@ -149,13 +149,13 @@ def _render_marginals(w, k: int, l: int) -> None:
 
 
 def _marginal_loads(w, k: int, l: int) -> None:
-    """xc_a [BLOCK_I, 1] and yc_b [1, BLOCK_J]: the marginals, summed over MARG_SPLIT planes."""
+    """xc_a [BLOCK_I, 1] and yc_b [1, BLOCK_J]: the marginals, summed over marg_split planes."""
     SX, SY = 1 << l, 1 << (k + 1)
     for a in range(1, SX):
         w(f"    xc_{a} = tl.zeros((BLOCK_I,), dtype=tl.int32)")
     for b in range(1, SY):
         w(f"    yc_{b} = tl.zeros((BLOCK_J,), dtype=tl.int32)")
-    w("    for sp in tl.static_range(MARG_SPLIT):")
+    w("    for sp in range(0, marg_split):")
     for a in range(1, SX):
         w(f"        xc_{a} += tl.load(xmarg_ptr + sp * (I * {SX - 1}) + offs_i * {SX - 1} + {a - 1}, "
           "mask=in_i, other=0)")
@@ -229,15 +229,14 @@ def _indented(w, extra: str):
 
 
 def _render_split_epilogue(w, k: int, l: int) -> None:
-    """te_epilogue_k{k}_l{l}: the epilogue of a split launch. The MMA kernel's SPLIT_K programs
+    """te_epilogue_k{k}_l{l}: the epilogue of a split launch. The MMA kernel's n_split programs
     of a tile each stored their partial cross counts to a plane of part_ptr
-    ([SPLIT_K, products, I, J] int32); this sums them in split order and runs the same
+    ([n_split, products, I, J] int32); this sums them in split order and runs the same
     epilogue as the unsplit kernel."""
     products = stream_products(k, l)
     w("@triton.jit")
     w(f"def {epilogue_name(k, l)}({EPILOGUE_ARGS},")
-    w("        OUT_COUNTS: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr,")
-    w("        SPLIT_K: tl.constexpr, MARG_SPLIT: tl.constexpr):")
+    w("        OUT_COUNTS: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr):")
     w("    pid = tl.program_id(0)")
     w("    tiles_j = tl.cdiv(J, BLOCK_J)")
     w("    offs_i = (pid // tiles_j) * BLOCK_I + tl.arange(0, BLOCK_I)")
@@ -249,7 +248,7 @@ def _render_split_epilogue(w, k: int, l: int) -> None:
     w("    plane = tl.cast(I, tl.int64) * J")
     for a, b in products:
         w(f"    acc_{a}_{b} = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
-    w("    for sp in tl.static_range(SPLIT_K):")
+    w("    for sp in range(0, n_split):")
     for p, (a, b) in enumerate(products):
         w(f"        acc_{a}_{b} += tl.load(part_ptr + (sp * {len(products)} + {p}) * plane + tile, "
           "mask=tile_mask, other=0)")
@@ -314,7 +313,7 @@ def render(k: int, l: int) -> str:
     w(f"def {kernel_name(k, l)}({ARGS},")
     w("        HAS_THRESHOLD: tl.constexpr, OUT_COUNTS: tl.constexpr,")
     w("        BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_K: tl.constexpr,")
-    w("        GROUP_I: tl.constexpr, SPLIT_K: tl.constexpr, MARG_SPLIT: tl.constexpr):")
+    w("        GROUP_I: tl.constexpr, PARTIAL: tl.constexpr):")
     w(f"    # k={k}, l={l}: {SX - 1} source stream(s) x {SY - 1} target streams per pair.")
     w("    pid = tl.program_id(0)")
     w("    tiles_i = tl.cdiv(I, BLOCK_I)")
@@ -333,8 +332,8 @@ def render(k: int, l: int) -> str:
     w("    ycol = y_ptr + offs_j.to(tl.int64)[None, :] * syc  # [1, BLOCK_J]")
     for a, b in stream_products(k, l):
         w(f"    acc_{a}_{b} = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.int32)")
-    w("    # Axis 1 splits the observations (SPLIT_K > 1 where the tiles alone leave SMs idle).")
-    _split_range(w, "    ", "SPLIT_K")
+    w("    # Axis 1 splits the observations (n_split > 1 where the tiles alone leave SMs idle).")
+    _split_range(w, "    ")
     w("    for o0 in range(lo, hi, BLOCK_K):")
     _observation_block(w, "        ")
     w("        xm = in_i[:, None] & valid[None, :]  # [BLOCK_I, BLOCK_K]")
@@ -343,7 +342,7 @@ def render(k: int, l: int) -> str:
     _target_streams(w, "        ", k, "ycol", "ym", "[:, None]")
     for a, b in stream_products(k, l):
         w(f"        acc_{a}_{b} = tl.dot(xs_{a}, ys_{b}, acc_{a}_{b}, out_dtype=tl.int32)")
-    w("    if SPLIT_K > 1:")
+    w("    if PARTIAL:  # n_split > 1")
     w("        # This split's cross counts, to its planes of part_ptr; te_epilogue sums them.")
     w("        tile = offs_i.to(tl.int64)[:, None] * J + offs_j.to(tl.int64)[None, :]")
     w("        tile_mask = in_i[:, None] & in_j[None, :]")

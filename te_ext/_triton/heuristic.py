@@ -58,10 +58,25 @@ def table_path(device_name: Optional[str] = None) -> Optional[Path]:
         return Path(explicit)
     if device_name is None:
         return None
-    shipped = PACKAGED / f"gpu-heuristic-{table_slug(device_name)}.json"
+    # Looked up on every CUDA call: the search is cached, and a directory's mtime in the key
+    # (it changes when a file is added, removed or renamed there) keeps the cache honest for
+    # a benchmark run or an install that writes a new table while the process lives.
+    return _find(device_name, str(PACKAGED), str(RESULTS), _mtime(PACKAGED), _mtime(RESULTS))
+
+
+def _mtime(path: Path) -> Optional[int]:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _find(device_name: str, packaged: str, results: str, packaged_mtime, results_mtime):
+    shipped = Path(packaged) / f"gpu-heuristic-{table_slug(device_name)}.json"
     if shipped.is_file():
         return shipped
-    found = sorted(RESULTS.glob("gpu-heuristic-*.json")) if RESULTS.is_dir() else []
+    found = sorted(Path(results).glob("gpu-heuristic-*.json")) if results_mtime is not None else []
     for path in reversed(found):  # names sort by date: newest first
         if _device_of(str(path)) == device_name:
             return path

@@ -97,8 +97,8 @@ def _launch(source: Tensor, target: Tensor, k: int, l: int, delay: int,
     xmarg = torch.empty((marg_split, I, (1 << l) - 1), dtype=torch.int32, device=device)
     ymarg = torch.empty((marg_split, J, (1 << (k + 1)) - 1), dtype=torch.int32, device=device)
     wrap_triton(kernels.marginals_kernel(k, l))[(marg_programs, marg_split)](
-        x, y, bits, xmarg, ymarg, I, J, nobs, obs_per_rep, n0, delay, *strides,
-        HAS_THRESHOLD=has_threshold, BLOCK_N=bn, BLOCK_K=bk, SPLIT=marg_split,
+        x, y, bits, xmarg, ymarg, I, J, nobs, obs_per_rep, n0, delay, *strides, marg_split,
+        HAS_THRESHOLD=has_threshold, BLOCK_N=bn, BLOCK_K=bk,
         num_warps=kernels.MARGINAL_NUM_WARPS)
 
     t = kernels.tiles(k, l, device)
@@ -111,15 +111,14 @@ def _launch(source: Tensor, target: Tensor, k: int, l: int, delay: int,
         part = xmarg  # not read: the kernel's epilogue runs in place
     wrap_triton(kernels.fused_kernel(k, l))[(tiles, split)](
         x, y, bits, clog, xmarg, ymarg, out, part, I, J, nobs, obs_per_rep, n0, delay, *strides,
-        HAS_THRESHOLD=has_threshold, OUT_COUNTS=out_counts,
+        split, marg_split, HAS_THRESHOLD=has_threshold, OUT_COUNTS=out_counts,
         BLOCK_I=t.block_i, BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i,
-        SPLIT_K=split, MARG_SPLIT=marg_split, num_warps=t.num_warps)
+        PARTIAL=split > 1, num_warps=t.num_warps)
     if split > 1:
         ei, ej = kernels.epilogue_blocks(k, l)
         wrap_triton(kernels.epilogue_kernel(k, l))[(triton_cdiv(I, ei) * triton_cdiv(J, ej),)](
-            part, clog, xmarg, ymarg, out, I, J, nobs,
-            OUT_COUNTS=out_counts, BLOCK_I=ei, BLOCK_J=ej, SPLIT_K=split, MARG_SPLIT=marg_split,
-            num_warps=kernels.EPILOGUE_NUM_WARPS)
+            part, clog, xmarg, ymarg, out, I, J, nobs, split, marg_split,
+            OUT_COUNTS=out_counts, BLOCK_I=ei, BLOCK_J=ej, num_warps=kernels.EPILOGUE_NUM_WARPS)
     return out
 
 
