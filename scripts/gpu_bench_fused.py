@@ -67,8 +67,11 @@ OTHER_SHAPES = [(1024, 4096), (4096, 4096)]
 MEMORY_SHAPE = (4096, 8192)
 # BLOCK_I, BLOCK_J, BLOCK_K, num_warps for k = l = 1, from ptxas's spills for sm_90
 # (scripts/triton_static_report.py): the default (48 B), the spill-free one, a longer K step
-# (68 B), and the first default (3.2 KB), to see what spills cost.
-TILE_CANDIDATES = [(64, 64, 64, 8), (64, 32, 64, 8), (64, 64, 128, 8), (128, 64, 64, 8)]
+# (68 B), the first default (3.2 KB), to see what spills cost, and the sm_80 default (32-row
+# blocks: spill-free with 146 registers, but mma.sync instead of wgmma on sm_90).
+TILE_CANDIDATES = [(64, 64, 64, 8), (64, 32, 64, 8), (64, 64, 128, 8), (128, 64, 64, 8),
+                   (32, 64, 64, 8)]
+QUICK_TILE_CANDIDATES = [TILE_CANDIDATES[i] for i in (0, 1, 4)]
 COUNTS_MAX_BYTES = 2 << 30  # joint_counts timed where its output is at most 2 GiB
 TILE_SHAPES = [(1024, 4096), (4096, 4096)]
 SPLIT_SHAPES = [(256, 4096), (1024, 1024), (1024, 4096)]
@@ -287,7 +290,7 @@ def peak_memory(I, T, tiles):
 def sweep_tiles(reps, quick):
     """Fused-kernel time per candidate tile shape at k = l = 1; the fastest in total wins."""
     rows = []
-    for tiles in TILE_CANDIDATES[:2] if quick else TILE_CANDIDATES:
+    for tiles in QUICK_TILE_CANDIDATES if quick else TILE_CANDIDATES:
         try:
             with tiles_env(tiles):
                 row = {"tiles": list(tiles)}

@@ -43,15 +43,20 @@ def write(out: Path, meta: dict, rows: list) -> None:
     out.with_suffix(".json").write_text(json.dumps({**meta, "kernels": rows}, indent=2) + "\n")
     md = [f"# Fused Triton kernel, compiled without a GPU ({meta['date']})", "",
           f"torch {meta['torch']}, triton {meta['triton']}; {meta['input']} input, TE output. "
-          "Per thread, from `ptxas -v`; the marginals kernel runs first (4 warps).", "",
+          "Per thread, from `ptxas -v`; the marginals kernel runs first (4 warps). A split "
+          "launch (small grids) runs the MMA kernel's partial-count variant, then the split "
+          "epilogue.", "",
           "| arch | k, l | tiles (I×J×K/warps) | registers | spill stores | spill loads | shared | "
-          "int8 MMA instr. | marginals kernel: registers, spills |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "int8 MMA instr. | marginals kernel: registers, spills | split MMA kernel: registers, "
+          "spills | split epilogue: registers, spills |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| sm_{r['cc']} | {r['k']}, {r['l']} | {r['tiles']} | {r['registers']} | "
                   f"{r['spill_store_bytes']} B | {r['spill_load_bytes']} B | "
                   f"{r['shared_bytes'] // 1024} KB | {r['int8_mma_instructions']} | "
-                  f"{r['marginals_registers']}, {r['marginals_spill_store_bytes']} B |")
+                  f"{r['marginals_registers']}, {r['marginals_spill_store_bytes']} B | "
+                  f"{r.get('split_registers', '–')}, {r.get('split_spill_store_bytes', '–')} B | "
+                  f"{r.get('epilogue_registers', '–')}, {r.get('epilogue_spill_store_bytes', '–')} B |")
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
 
 
@@ -81,6 +86,8 @@ def main(argv=None) -> int:
         for k, l in args.kl:
             marginals = aot.compile_marginals_for(cc, k, l)
             m_usage = aot.ptxas_usage(marginals.asm["ptx"], cc)
+            epilogue = aot.compile_epilogue_for(cc, k, l, split=4, marg_split=2)
+            e_usage = aot.ptxas_usage(epilogue.asm["ptx"], cc)
             for tiles in args.tiles:
                 if tiles:
                     os.environ["TE_EXT_TRITON_TILES"] = tiles
@@ -89,6 +96,12 @@ def main(argv=None) -> int:
                 facts = aot.static_facts(cc, k, l, torch.bool).as_dict()
                 facts["marginals_registers"] = m_usage["registers"]
                 facts["marginals_spill_store_bytes"] = m_usage["spill_store_bytes"]
+                facts["epilogue_registers"] = e_usage["registers"]
+                facts["epilogue_spill_store_bytes"] = e_usage["spill_store_bytes"]
+                split, _ = aot.compile_for(cc, k, l, split=4)
+                s_usage = aot.ptxas_usage(split.asm["ptx"], cc)
+                facts["split_registers"] = s_usage["registers"]
+                facts["split_spill_store_bytes"] = s_usage["spill_store_bytes"]
                 rows.append(facts)
                 print(f"sm_{cc} k={k} l={l} {facts['tiles']}: {facts['registers']} registers, "
                       f"{facts['spill_store_bytes']} B spill stores, {facts['shared_bytes']} B shared, "

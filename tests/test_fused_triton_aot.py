@@ -57,10 +57,12 @@ def test_te_kernel_uses_int8_tensor_cores(cc, instruction):
     assert "f64" in ptx  # the float64 epilogue is in this kernel, not a second pass
 
 
-def test_default_tiles_stay_within_the_spill_budget_on_sm90():
+@pytest.mark.parametrize("cc", [80, 90])
+def test_default_tiles_stay_within_the_spill_budget(cc):
+    # Each architecture's default tiles (sm_80: 32x64, mma.sync; sm_90: 64x64, wgmma).
     from te_ext._triton import aot
 
-    facts = aot.static_facts(90, 1, 1)
+    facts = aot.static_facts(cc, 1, 1)
     assert facts.registers <= 255
     assert facts.spill_store_bytes <= SPILL_BUDGET, facts
 
@@ -92,9 +94,14 @@ def test_static_tiles_cover_every_pair_the_dispatcher_takes():
 
     taken = {(k, l) for k in range(1, 6) for l in range(1, 6)
              if ((1 << l) - 1) * ((1 << (k + 1)) - 1) <= dispatch.MAX_STREAM_PRODUCTS}
-    assert set(kernels.STATIC_TILES) == taken
-    for t in kernels.STATIC_TILES.values():
-        assert all(v >= 16 and v & (v - 1) == 0 for v in (t.block_i, t.block_j, t.block_k))
+    for table in (kernels.STATIC_TILES, kernels.STATIC_TILES_SM80):
+        assert set(table) == taken
+        for t in table.values():
+            assert all(v >= 16 and v & (v - 1) == 0 for v in (t.block_i, t.block_j, t.block_k))
+    # The architecture picks the table; wgmma needs 64-row blocks from sm_90 on.
+    assert kernels.tiles(1, 1, cc=80) == kernels.STATIC_TILES_SM80[(1, 1)]
+    assert kernels.tiles(1, 1, cc=90) == kernels.STATIC_TILES[(1, 1)]
+    assert all(t.block_i % 64 == 0 for t in kernels.STATIC_TILES.values())
 
 
 def test_split_launch_kernels_compile_within_the_spill_budget():

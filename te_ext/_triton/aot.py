@@ -65,7 +65,7 @@ def ptxas_path() -> Optional[str]:
 
 
 def specialization(k: int, l: int, dtype: torch.dtype, threshold: bool, counts: bool,
-                   delay: int = 1, split: int = 1, marg_split: int = 1):
+                   delay: int = 1, split: int = 1, marg_split: int = 1, cc: int = 90):
     """(signature, constexprs, attrs) of a launch on contiguous inputs (see the module doc)."""
     if dtype not in _POINTER:
         raise ValueError(f"specialization: dtype {dtype} is not an input the fused kernel reads")
@@ -82,7 +82,7 @@ def specialization(k: int, l: int, dtype: torch.dtype, threshold: bool, counts: 
     for name in names:
         if name not in signature:
             signature[name] = "constexpr" if name in constexprs else "i32"
-    t = kernels.tiles(k, l)
+    t = kernels.tiles(k, l, cc=cc)
     constexprs.update(HAS_THRESHOLD=threshold, OUT_COUNTS=counts, BLOCK_I=t.block_i,
                       BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i,
                       PARTIAL=split > 1)
@@ -107,7 +107,7 @@ def compile_for(cc: int, k: int, l: int, dtype: torch.dtype = torch.bool,
     from triton.backends.compiler import GPUTarget
 
     signature, constexprs, attrs, t = specialization(k, l, dtype, threshold, counts, delay,
-                                                     split)
+                                                     split, cc=cc)
     source = triton.compiler.ASTSource(fn=kernels.fused_kernel(k, l), signature=signature,
                                        constexprs=constexprs, attrs=attrs)
     return triton.compile(source, target=GPUTarget("cuda", cc, 32),

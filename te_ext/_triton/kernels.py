@@ -165,8 +165,9 @@ class Tiles:
 
 
 # Default tiles per (k, l) until a GPU measures them: among the shapes tried, the one ptxas
-# compiles for sm_90 with the fewest spill bytes per thread, 8 warps (triton 3.8, 2026-11;
-# bench/results/triton-static-*.md). Spills at these tiles: (1, 1) 48 B, (1, 2) and (2, 1)
+# compiles for sm_90 with the fewest spill bytes per thread, 8 warps, and 64-row blocks, which
+# Triton lowers to wgmma (32-row blocks fall back to mma.sync there). Triton 3.8, 2026-11;
+# bench/results/triton-static-*.md. Spills at these tiles: (1, 1) 48 B, (1, 2) and (2, 1)
 # none, (2, 2) 452 B, (3, 1) 456 B, (1, 3) 476 B. The first default, 128x64x64 for k = l = 1
 # and 32x32x64 / 4 warps for (2, 2), spilled 3.2 KB and 22-35 KB.
 STATIC_TILES = {
@@ -178,14 +179,38 @@ STATIC_TILES = {
     (1, 3): Tiles(64, 32, 64, 8),
 }
 
+# Before sm_90 (A100, sm_86, sm_89: mma.sync) the sm_90 tiles spill more, and at (2, 2) ptxas
+# falls back to 32 registers and 26.6 KB of spills. 32x64x64 / 8 warps spills least of eight
+# shapes tried there: none for (1, 1), (1, 2), (2, 1); (2, 2) 492 B, (3, 1) 28 B, (1, 3) 624 B.
+STATIC_TILES_SM80 = {kl: Tiles(32, 64, 64, 8) for kl in STATIC_TILES}
 
-def tiles(k: int, l: int, device=None) -> Tiles:
-    """Tile sizes of the fused kernel for (k, l).
+
+def compute_capability(device) -> Optional[int]:
+    """``major * 10 + minor`` of a CUDA ``device`` (90 for an H100); None for other devices."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return _capability(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@lru_cache(maxsize=None)
+def _capability(index: int) -> int:
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(index)
+    return major * 10 + minor
+
+
+def tiles(k: int, l: int, device=None, cc: Optional[int] = None) -> Tiles:
+    """Tile sizes of the fused kernel for (k, l) on ``device`` (or compute capability ``cc``).
 
     First found wins: ``TE_EXT_TRITON_TILES=BLOCK_I,BLOCK_J,BLOCK_K[,num_warps]`` (powers of
     two, each >= 16); under the interpreter few, large programs (numpy does the work per
     program); the tiles the measured table of ``device``'s GPU model chose
-    (scripts/gpu_bench_fused.py, heuristic.measured_tiles); else ``STATIC_TILES``.
+    (scripts/gpu_bench_fused.py, heuristic.measured_tiles); else the static default of the
+    architecture, ``STATIC_TILES_SM80`` before sm_90 and ``STATIC_TILES`` from it on.
     """
     override = os.environ.get("TE_EXT_TRITON_TILES")
     if override:  # "BLOCK_I,BLOCK_J,BLOCK_K[,num_warps]": tests and tuning runs
@@ -197,4 +222,6 @@ def tiles(k: int, l: int, device=None) -> Tiles:
     if measured is not None:
         return Tiles(measured["block_i"], measured["block_j"], measured["block_k"],
                      measured["num_warps"])
-    return STATIC_TILES[(k, l)]
+    if cc is None and device is not None:
+        cc = compute_capability(device)
+    return (STATIC_TILES_SM80 if cc is not None and cc < 90 else STATIC_TILES)[(k, l)]
