@@ -320,7 +320,7 @@ def test_diagnostics_match_numpy():
     assert out["te_p99"] == pytest.approx(np.quantile(pooled, 0.99), rel=1e-6)
     assert out["te_mean"] == pytest.approx(pooled.mean(), rel=1e-6)
     assert out["grad_scale_mean"] == pytest.approx(1 + pooled.mean(), rel=1e-9)
-    assert "te_frac_p05" not in out or out["te_frac_p05"] is None
+    assert out.get("te_frac_significant") is None
     # The next epoch starts empty.
     fb.te = None
     diag.start_epoch(2)
@@ -338,7 +338,8 @@ def test_diagnostics_authors_code_has_no_gradient_scale_and_p_values_hook():
     diag.observe()
     out = diag.end_epoch()
     assert out["grad_scale_mean"] is None and out["te_mean"] == pytest.approx(0.5)
-    assert out["te_frac_p05"] == pytest.approx(0.5)
+    assert out["te_frac_significant"] == pytest.approx(0.5)  # no surrogates attribute: 0.05
+    assert out["te_significance_alpha"] == 0.05
 
 
 def test_diagnostics_plot_with_and_without_p_values(tmp_path):
@@ -346,7 +347,8 @@ def test_diagnostics_plot_with_and_without_p_values(tmp_path):
         eps = [{"epoch": e, "train_loss": 1.0, "test_acc": 0.5, "seconds": 1.0,
                 "te_seconds": 0.1, "te_median": 1e-3 * e, "te_p99": 1e-2 * e,
                 "te_mean": 2e-3 * e, "grad_scale_mean": 1 + 2e-3 * e,
-                **({"te_frac_p05": 0.1 * e} if with_p else {})} for e in (1, 2, 3)]
+                **({"te_frac_significant": 0.1 * e, "te_significance_alpha": 1 / 17}
+                   if with_p else {})} for e in (1, 2, 3)]
         return {"arm": arm, "seed": seed, "epochs": eps}
 
     for with_p in (False, True):

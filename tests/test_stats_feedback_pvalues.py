@@ -1,6 +1,7 @@
 """TEFeedback(estimator="effective") exposes the last refresh's surrogate p-values, which
-te-train's diagnostics turn into the fraction of pairs with p < 0.05."""
+te-train's diagnostics turn into the fraction of significant pairs."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -37,15 +38,23 @@ def test_effective_estimator_exposes_p_values_of_its_refresh():
     fb.remove()
 
 
-def test_diagnostics_record_the_fraction_below_005():
+@pytest.mark.parametrize("surrogates", [4, 16, 99])
+def test_diagnostics_record_the_fraction_at_an_attainable_level(surrogates):
+    # Permutation p-values live on (1 + m) / (S + 1): with S < 19 none is below 0.05, so the
+    # level is the smallest attainable p (the pairs that beat every surrogate), else 0.05.
     layer = nn.Linear(4, 3)
-    fb = TEFeedback(layer, window=32, estimator="effective", surrogates=4)
+    fb = TEFeedback(layer, window=32, estimator="effective", surrogates=surrogates)
     diag = TEDiagnostics(fb)
     diag.start_epoch(4)
     fb.te = torch.zeros(4, 3)
-    fb.p_values = torch.tensor([[0.01, 0.5, 0.04], [0.2, 0.2, 0.2], [0.01, 0.9, 0.9],
-                                [0.3, 0.3, 0.3]], dtype=torch.float64)
+    m = torch.tensor([[0, 3, 0], [2, 2, 1], [0, 4, 4], [1, 1, 4]], dtype=torch.float64)
+    fb.p_values = (1 + m) / (surrogates + 1)
     diag.observe()
     out = diag.end_epoch()
-    assert abs(out["te_frac_p05"] - 3 / 12) < 1e-12
+    alpha = max(0.05, 1 / (surrogates + 1))
+    assert out["te_significance_alpha"] == alpha
+    want = float((fb.p_values <= alpha + 1e-12).double().mean())
+    assert abs(out["te_frac_significant"] - want) < 1e-12
+    # S = 4 and 16: the three pairs with m = 0; S = 99: p <= 0.05 is m <= 4, all twelve.
+    assert want == (3 / 12 if surrogates < 19 else 1.0)
     fb.remove()

@@ -23,7 +23,7 @@ __all__ = ["summarize", "summary_markdown", "write_csv", "plot_curves", "plot_te
 
 CSV_FIELDS = ("arm", "seed", "epoch", "train_loss", "test_acc", "seconds", "te_seconds",
               "cumulative_seconds", "te_median", "te_p99", "te_mean", "grad_scale_mean",
-              "te_frac_p05")
+              "te_frac_significant", "te_significance_alpha")
 
 
 def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -244,7 +244,9 @@ def plot_te_diagnostics(path: str, runs: List[dict], arms: Sequence[str],
                         title: str = "") -> None:
     """For each TE arm (one row): T's median and 99th percentile per epoch, the mean
     gradient scale 1 + T per epoch (``paper`` rule; the mean T otherwise), and, when the
-    runs recorded it, the fraction of pairs with p < 0.05. Mean over seeds, with every
+    runs recorded it, the fraction of pairs significant at the recorded level
+    (``te_frac_significant``; the legacy ``te_frac_p05``, 0 by construction with 16
+    surrogates, is not drawn). Mean over seeds, with every
     seed's line faint behind it."""
     import matplotlib
 
@@ -253,7 +255,7 @@ def plot_te_diagnostics(path: str, runs: List[dict], arms: Sequence[str],
 
     rows = [(arm, [r for r in runs if r["arm"] == arm and r["epochs"]]) for arm in arms]
     rows = [(arm, mine) for arm, mine in rows if mine]
-    has_p = any(_per_epoch(mine, "te_frac_p05") is not None for _, mine in rows)
+    has_p = any(_per_epoch(mine, "te_frac_significant") is not None for _, mine in rows)
     cols = 3 if has_p else 2
     fig, axes = plt.subplots(max(len(rows), 1), cols, figsize=(5 * cols, 3.6 * max(len(rows), 1)),
                              squeeze=False)
@@ -267,7 +269,9 @@ def plot_te_diagnostics(path: str, runs: List[dict], arms: Sequence[str],
             panels.append((ax[1], (("te_mean", "mean T (no gradient scaling in this rule)"),),
                            "mean T (bits)", False))
         if has_p:
-            panels.append((ax[2], (("te_frac_p05", "pairs with p < 0.05"),),
+            alpha = _per_epoch(mine, "te_significance_alpha")
+            level = f"{np.nanmax(alpha):.3g}" if alpha is not None else "alpha"
+            panels.append((ax[2], (("te_frac_significant", f"pairs with p <= {level}"),),
                            "fraction of pairs", False))
         for a, series, ylabel, log in panels:
             drawn = False
@@ -282,7 +286,7 @@ def plot_te_diagnostics(path: str, runs: List[dict], arms: Sequence[str],
                     a.plot(x, row, color=line.get_color(), alpha=0.25, linewidth=0.8)
                 drawn = True
             if not drawn:
-                a.text(0.5, 0.5, "no T recorded", ha="center", va="center",
+                a.text(0.5, 0.5, "not recorded for this arm", ha="center", va="center",
                        transform=a.transAxes)
             elif log and np.nanmin([np.nanmin(_per_epoch(mine, k)) for k, _ in series
                                     if _per_epoch(mine, k) is not None]) > 0:
