@@ -74,7 +74,8 @@ def specialization(k: int, l: int, dtype: torch.dtype, threshold: bool, counts: 
     ptr = _POINTER[dtype]
     signature = {"x_ptr": ptr, "y_ptr": ptr, "thr_bits": "i64" if dtype == torch.float64 else "i32",
                  "clog_ptr": "*fp64", "xmarg_ptr": "*i32", "ymarg_ptr": "*i32",
-                 "out_ptr": "*i64" if counts else "*fp64", "part_ptr": "*i32"}
+                 "out_ptr": "*i32" if split > 1 else "*i64" if counts else "*fp64",
+                 "part_ptr": "*i32"}  # a split launch passes xmarg as the unused out_ptr
     constexprs = {"sxc": 1, "syc": 1}
     for name, value in (("n0", n0), ("delay", delay)):
         if value == 1:

@@ -104,14 +104,20 @@ def _launch(source: Tensor, target: Tensor, k: int, l: int, delay: int,
     t = kernels.tiles(k, l, device)
     tiles = triton_cdiv(I, t.block_i) * triton_cdiv(J, t.block_j)
     split = kernels.split_count(tiles, nobs, t.block_k, device)
-    if split > 1:  # partial cross counts, summed by the epilogue kernel: O(programs x tile)
+    # Split: partial cross counts, O(programs x tile), which the epilogue kernel sums and turns
+    # into `out`. The MMA kernel then has no epilogue and never sees `out` (nor its dtype), so
+    # TE and counts share one compiled variant of it. The pointer a launch does not use is
+    # xmarg, which the MMA kernel only reads: no argument that aliases another is written
+    # (what torch.compile's functional view of the kernel needs).
+    if split > 1:
         part = torch.empty((split, len(codegen.stream_products(k, l)), I, J), dtype=torch.int32,
                            device=device)
+        mma_out = xmarg
     else:
-        part = xmarg  # not read: the kernel's epilogue runs in place
+        part, mma_out = xmarg, out
     wrap_triton(kernels.fused_kernel(k, l))[(tiles, split)](
-        x, y, bits, clog, xmarg, ymarg, out, part, I, J, nobs, obs_per_rep, n0, delay, *strides,
-        split, marg_split, HAS_THRESHOLD=has_threshold, OUT_COUNTS=out_counts,
+        x, y, bits, clog, xmarg, ymarg, mma_out, part, I, J, nobs, obs_per_rep, n0, delay, *strides,
+        split, marg_split, HAS_THRESHOLD=has_threshold, OUT_COUNTS=out_counts and split == 1,
         BLOCK_I=t.block_i, BLOCK_J=t.block_j, BLOCK_K=t.block_k, GROUP_I=t.group_i,
         PARTIAL=split > 1, num_warps=t.num_warps)
     if split > 1:
