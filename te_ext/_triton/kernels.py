@@ -106,21 +106,26 @@ MAX_SPLIT = 16
 MIN_BLOCKS_PER_SPLIT = 8
 
 
-@lru_cache(maxsize=None)
-def _sm_count(index: int) -> int:
-    import torch
-
-    return torch.cuda.get_device_properties(index).multi_processor_count
-
-
-def sm_count(device) -> Optional[int]:
-    """Streaming multiprocessors of a CUDA ``device``; None for other devices."""
+def _cuda_index(device) -> Optional[int]:
     import torch
 
     device = torch.device(device)
     if device.type != "cuda":
         return None
-    return _sm_count(device.index if device.index is not None else torch.cuda.current_device())
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+@lru_cache(maxsize=None)
+def _properties(index: int):
+    import torch
+
+    return torch.cuda.get_device_properties(index)
+
+
+def sm_count(device) -> Optional[int]:
+    """Streaming multiprocessors of a CUDA ``device``; None for other devices."""
+    index = _cuda_index(device)
+    return None if index is None else _properties(index).multi_processor_count
 
 
 def split_count(programs: int, nobs: int, block_k: int, device=None) -> int:
@@ -187,20 +192,11 @@ STATIC_TILES_SM80 = {kl: Tiles(32, 64, 64, 8) for kl in STATIC_TILES}
 
 def compute_capability(device) -> Optional[int]:
     """``major * 10 + minor`` of a CUDA ``device`` (90 for an H100); None for other devices."""
-    import torch
-
-    device = torch.device(device)
-    if device.type != "cuda":
+    index = _cuda_index(device)
+    if index is None:
         return None
-    return _capability(device.index if device.index is not None else torch.cuda.current_device())
-
-
-@lru_cache(maxsize=None)
-def _capability(index: int) -> int:
-    import torch
-
-    major, minor = torch.cuda.get_device_capability(index)
-    return major * 10 + minor
+    props = _properties(index)
+    return props.major * 10 + props.minor
 
 
 def tiles(k: int, l: int, device=None, cc: Optional[int] = None) -> Tiles:
