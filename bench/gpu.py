@@ -6,8 +6,11 @@ debug mode) and whether a training step with TEFeedback captures in a CUDA graph
 
     python bench/gpu.py [--quick] [--json out.json] [--markdown out.md]
 
-Without a CUDA device it prints why and exits 0 with {"skipped": reason}. Used by
-``scripts/gpu_check.sh``; ``bench/test_bench_cuda.py`` runs the same groups under pytest.
+Without a CUDA device it prints why and exits 0 with {"skipped": reason}; ``--device cpu``
+runs the same logic on the CPU at tiny sizes (``gpu_check.sh --dry-run``: the script's own
+code, not a measurement). The JSON and markdown are rewritten after every group, so a run cut
+off at its time limit keeps what it measured. Used by ``scripts/gpu_check.sh``;
+``bench/test_bench_cuda.py`` runs the same groups under pytest.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import statistics
 import sys
+import time
 import traceback
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -30,15 +34,27 @@ import workloads  # noqa: E402
 
 # G1: (preset, batch, target ratio)
 TRAIN_CASES = [("usps", 64, 1.10), ("usps", 100, 1.10), ("cifar10", 128, 1.05)]
-# Kernel shapes: the CPU quick shapes plus 4096^2 at T=4096 (G2); without --quick also
-# 1024^2 at T=4096 (G3, with 256^2) and 8192^2 at T=8192 (G2).
-QUICK_KERNEL_CASES = workloads.kernel_cases(full=False) + [workloads.KernelCase(4096, 4096, 4096)]
-FULL_KERNEL_CASES = QUICK_KERNEL_CASES + [workloads.KernelCase(1024, 1024, 4096),
-                                          workloads.KernelCase(8192, 8192, 8192)]
+# Kernel shapes: the four of G2 and G3 (k = l = 1) in every run; the other CPU quick shapes
+# only without --quick.
+G_CASES = [workloads.KernelCase(256, 256, 4096), workloads.KernelCase(1024, 1024, 4096),
+           workloads.KernelCase(4096, 4096, 4096), workloads.KernelCase(8192, 8192, 8192)]
+QUICK_KERNEL_CASES = G_CASES
+FULL_KERNEL_CASES = G_CASES + [c for c in workloads.kernel_cases(full=False) if c not in G_CASES]
+# --device cpu (the dry run): the same code at sizes a CPU does in a moment.
+DRY_KERNEL_CASES = [workloads.KernelCase(64, 48, 256), workloads.KernelCase(32, 32, 128, k=2, l=1)]
 G_TARGETS = {"G2": 1.5, "G3": 3.0}
+
+DEVICE = "cuda"  # set by main(): "cpu" for the dry run
+
+
+def _synchronize() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def cuda_reason() -> Optional[str]:
+    if DEVICE == "cpu":
+        return None
     if not torch.cuda.is_available():
         return "no CUDA device"
     try:
@@ -60,6 +76,11 @@ def alternate_cuda(fns: Mapping[str, Callable[[], object]], *, budget_s: float,
     names = list(fns)
 
     def sample(fn: Callable[[], object], iterations: int) -> float:
+        if DEVICE == "cpu":
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                fn()
+            return (time.perf_counter() - t0) / iterations
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         for _ in range(iterations):
@@ -86,28 +107,32 @@ def alternate_cuda(fns: Mapping[str, Callable[[], object]], *, budget_s: float,
 # ----------------------------------------------------------------------------- training
 
 class CudaTrainingStep:
-    """One SGD step of a preset's network on a fixed batch on the GPU, with or without TE."""
+    """One SGD step of a preset's network on a fixed batch on the GPU (``DEVICE``), with or
+    without TE; ``every`` overrides the preset's refresh interval."""
 
-    def __init__(self, preset_name: str, batch: int, with_te: bool, seed: int = 0):
+    def __init__(self, preset_name: str, batch: int, with_te: bool, seed: int = 0,
+                 every: Optional[int] = None):
         import te_ext
         from te_ext.experiments.models import PRESETS, build_model
 
         torch.manual_seed(seed)
         preset = PRESETS[preset_name]
-        self.model = build_model(preset_name).cuda().train()
-        self.feedback = (te_ext.TEFeedback(self.model.te_layer, **dict(preset.te_kwargs()))
-                         if with_te else None)
+        self.model = build_model(preset_name).to(DEVICE).train()
+        te_kwargs = dict(preset.te_kwargs())
+        if every is not None:
+            te_kwargs["every"] = every
+        self.feedback = te_ext.TEFeedback(self.model.te_layer, **te_kwargs) if with_te else None
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=float(preset.lr),
                                          momentum=float(getattr(preset, "momentum", 0.0)),
                                          weight_decay=float(getattr(preset, "weight_decay", 0.0)))
         shape = tuple(preset.input_shape)
         gen = torch.Generator().manual_seed(seed)
-        self.inputs = torch.rand(batch, *shape, generator=gen).cuda()
-        self.labels = torch.randint(0, 10, (batch,), generator=gen).cuda()
-        window = int(dict(preset.te_kwargs()).get("window", 0)) if with_te else 0
+        self.inputs = torch.rand(batch, *shape, generator=gen).to(DEVICE)
+        self.labels = torch.randint(0, 10, (batch,), generator=gen).to(DEVICE)
+        window = int(te_kwargs.get("window", 0)) if with_te else 0
         for _ in range(window // batch + 2):
             self()
-        torch.cuda.synchronize()
+        _synchronize()
 
     def __call__(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -121,7 +146,7 @@ class CudaTrainingStep:
 
 def training_rows(budget: float) -> List[Dict[str, Any]]:
     rows = []
-    for preset, batch, goal in TRAIN_CASES:
+    for preset, batch, goal in TRAIN_CASES if DEVICE == "cuda" else TRAIN_CASES[:1]:
         row: Dict[str, Any] = {"id": "G1", "case": f"{preset}, batch {batch}", "target": goal}
         try:
             plain, te = CudaTrainingStep(preset, batch, False), CudaTrainingStep(preset, batch, True)
@@ -140,10 +165,15 @@ def training_rows(budget: float) -> List[Dict[str, Any]]:
     return rows
 
 
-def syncs_per_step(preset: str = "usps", batch: int = 64, steps: int = 10) -> Dict[str, Any]:
-    """Device->host syncs per TEFeedback step, counted by torch's sync debug mode ("warn")."""
+def syncs_per_step(preset: str = "usps", batch: int = 64, steps: int = 10,
+                   every: Optional[int] = None) -> Dict[str, Any]:
+    """Device->host syncs per TEFeedback step: counted by torch's sync debug mode ("warn"),
+    then the same steps again under "error", which raises at the first sync."""
+    case = f"{preset}, batch {batch}, every {every or 'preset'}"
+    if DEVICE != "cuda":
+        return {"case": case, "syncs_per_step": None, "reason": "sync debug mode needs CUDA"}
     try:
-        step = CudaTrainingStep(preset, batch, True)
+        step = CudaTrainingStep(preset, batch, True, every=every)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
@@ -152,19 +182,30 @@ def syncs_per_step(preset: str = "usps", batch: int = 64, steps: int = 10) -> Di
                     step()
             finally:
                 torch.cuda.set_sync_debug_mode(0)
-        step.feedback.check()
         syncs = [str(w.message).splitlines()[0] for w in caught
                  if "synchroniz" in str(w.message).lower()]
+        error_mode = "no sync raised"
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(steps):
+                step()
+        except RuntimeError as exc:
+            error_mode = f"raised: {str(exc).splitlines()[0]} | {traceback.format_exc(limit=6)}"
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        step.feedback.check()
         step.close()
-        return {"case": f"{preset}, batch {batch}", "steps": steps,
-                "syncs_per_step": len(syncs) / steps, "examples": sorted(set(syncs))[:5]}
+        return {"case": case, "steps": steps, "syncs_per_step": len(syncs) / steps,
+                "examples": sorted(set(syncs))[:5], "error_mode": error_mode}
     except Exception as exc:  # noqa: BLE001
-        return {"case": f"{preset}, batch {batch}", "syncs_per_step": None,
-                "reason": f"{type(exc).__name__}: {exc}"}
+        return {"case": case, "syncs_per_step": None, "reason": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=8)}
 
 
 def graph_capture(preset: str = "usps", batch: int = 64, replays: int = 5) -> Dict[str, Any]:
     """Captures a TEFeedback training step in a CUDA graph, replays it, compares with eager."""
+    if DEVICE != "cuda":
+        return {"captured": False, "reason": "CUDA graphs need CUDA"}
     try:
         eager, cap = CudaTrainingStep(preset, batch, True), CudaTrainingStep(preset, batch, True)
         side = torch.cuda.Stream()
@@ -199,19 +240,19 @@ def kernel_rows(budget: float, quick: bool) -> List[Dict[str, Any]]:
     import te_ext
 
     rows = []
-    cases = QUICK_KERNEL_CASES if quick else FULL_KERNEL_CASES
+    cases = DRY_KERNEL_CASES if DEVICE == "cpu" else QUICK_KERNEL_CASES if quick else FULL_KERNEL_CASES
     for case in cases:
         try:
             gen = torch.Generator().manual_seed(workloads.SEED)
-            x = (torch.rand(case.T, case.I, generator=gen) < 0.5).cuda()
-            y = (torch.rand(case.T, case.J, generator=gen) < 0.5).cuda()
+            x = (torch.rand(case.T, case.I, generator=gen) < 0.5).to(DEVICE)
+            y = (torch.rand(case.T, case.J, generator=gen) < 0.5).to(DEVICE)
             # torch._int_mm wants > 16 rows and sizes that are multiples of 8: round up.
             rows_, t, cols = (max(32, -(-n // 8) * 8) for n in case.gemm_shape)
-            a = torch.randint(0, 2, (rows_, t), dtype=torch.int8, generator=gen).cuda()
-            b = torch.randint(0, 2, (cols, t), dtype=torch.int8, generator=gen).cuda().t()
+            a = torch.randint(0, 2, (rows_, t), dtype=torch.int8, generator=gen).to(DEVICE)
+            b = torch.randint(0, 2, (cols, t), dtype=torch.int8, generator=gen).to(DEVICE).t()
             n_pairs = max(1, case.I * case.J // 10)
             pairs = torch.stack([torch.randint(0, case.I, (n_pairs,), generator=gen),
-                                 torch.randint(0, case.J, (n_pairs,), generator=gen)], 1).cuda()
+                                 torch.randint(0, case.J, (n_pairs,), generator=gen)], 1).to(DEVICE)
             counts = te_ext.joint_counts(x, y, case.k, case.l)
             fns = {
                 "transfer_entropy": lambda: te_ext.transfer_entropy(x, y, case.k, case.l),
@@ -237,7 +278,8 @@ def kernel_rows(budget: float, quick: bool) -> List[Dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001
             rows.append({"group": case.id, "measured": None, "reason": f"{type(exc).__name__}: {exc}"})
         finally:
-            torch.cuda.empty_cache()
+            if DEVICE == "cuda":
+                torch.cuda.empty_cache()
     return rows
 
 
@@ -259,9 +301,11 @@ def markdown(result: Dict[str, Any]) -> str:
         out.append(f"| G1 | {r['case']} | {_ms(r['t_base'])} | {_ms(r['t_ours'])} | "
                    f"**{r['measured']:.3f}×** ({q[0]:.3f}–{q[1]:.3f}) | ≤ {r['target']}× | "
                    f"{'**met**' if r['met'] else '**missed**'} |")
-    s = result.get("syncs", {})
-    out += ["", f"Syncs per TEFeedback step ({s.get('case')}, sync debug mode): "
-            f"**{s.get('syncs_per_step')}** {s.get('examples') or s.get('reason') or ''}"]
+    out.append("")
+    for s in result.get("syncs", []):
+        out.append(f"Syncs per TEFeedback step ({s.get('case')}, sync debug mode): "
+                   f"**{s.get('syncs_per_step')}** {s.get('examples') or s.get('reason') or ''}; "
+                   f"under \"error\": {str(s.get('error_mode', '—')).splitlines()[0][:200]}")
     g = result.get("graph", {})
     out += [f"CUDA graph capture of a TEFeedback step: **{'captured' if g.get('captured') else 'failed'}**"
             + (f", counts equal eager: {g.get('counts_equal_eager')}, replay/eager time "
@@ -277,41 +321,51 @@ def markdown(result: Dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def run(quick: bool) -> Dict[str, Any]:
+def _write(result: Dict[str, Any], json_path: Optional[str], md_path: Optional[str]) -> None:
+    if json_path:
+        with open(json_path, "w") as fh:
+            fh.write(json.dumps(result, indent=2, default=str))
+    if md_path and "skipped" not in result:
+        with open(md_path, "w") as fh:
+            fh.write(markdown(result))
+
+
+def run(quick: bool, json_path: Optional[str] = None, md_path: Optional[str] = None) -> Dict[str, Any]:
     reason = cuda_reason()
     if reason:
         return {"skipped": reason}
     import te_ext
 
-    budget = 2.0 if quick else 6.0
-    result: Dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                              "te_ext": te_ext.build_info(), "quick": quick}
-    result["syncs"] = syncs_per_step()
-    result["graph"] = graph_capture()
-    result["training"] = training_rows(budget)
-    result["kernels"] = kernel_rows(budget / 2, quick)
+    budget = 0.2 if DEVICE == "cpu" else 2.0 if quick else 6.0
+    result: Dict[str, Any] = {"device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (dry run)",
+                              "torch": torch.__version__, "te_ext": te_ext.build_info(),
+                              "quick": quick}
+    groups = [("syncs", lambda: [syncs_per_step(), syncs_per_step(every=4)]),
+              ("graph", graph_capture),
+              ("training", lambda: training_rows(budget)),
+              ("kernels", lambda: kernel_rows(budget / 2, quick))]
+    for name, group in groups:  # written after each group: a run cut short keeps the rest
+        result[name] = group()
+        _write(result, json_path, md_path)
     return result
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    global DEVICE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                    help="cpu: the dry run (the same code at tiny sizes; nothing measured)")
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     args = ap.parse_args(argv)
-    result = run(args.quick)
-    text = json.dumps(result, indent=2, default=str)
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(text)
+    DEVICE = args.device
+    result = run(args.quick, args.json, args.markdown)
+    _write(result, args.json, args.markdown)
     if "skipped" in result:
         print(f"bench/gpu.py: skipped: {result['skipped']}")
         return 0
-    md = markdown(result)
-    if args.markdown:
-        with open(args.markdown, "w") as fh:
-            fh.write(md)
-    print(md)
+    print(markdown(result))
     return 0
 
 

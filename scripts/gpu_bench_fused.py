@@ -40,6 +40,10 @@ To ship a recorded table in the package (so installed wheels on that GPU model u
     python scripts/gpu_bench_fused.py --install-from bench/results/gpu-heuristic-<date>.json
 
 which needs no GPU and writes ``te_ext/_triton/tables/gpu-heuristic-<model>.json``.
+
+``--dry-run`` (with ``TRITON_INTERPRET=1``, no GPU): every step above at tiny shapes on the CPU
+under Triton's interpreter; ``gpu_check.sh --dry-run --fused`` runs it in CI. The record is
+rewritten after every step, so a run cut off at its time limit keeps what it measured.
 """
 
 from __future__ import annotations
@@ -76,9 +80,30 @@ COUNTS_MAX_BYTES = 2 << 30  # joint_counts timed where its output is at most 2 G
 TILE_SHAPES = [(1024, 4096), (4096, 4096)]
 SPLIT_SHAPES = [(256, 4096), (1024, 1024), (1024, 4096)]
 SPLIT_CANDIDATES = [1, 2, 4, 8, 16]
+DEVICE = "cuda"  # "cpu" with --dry-run
 
 
-def series(I, T, seed=0, device="cuda"):
+def dry_run_sizes():
+    """--dry-run: the same steps at shapes the Triton interpreter runs in seconds."""
+    global SHAPES, OTHER_KL, OTHER_SHAPES, MEMORY_SHAPE, TILE_SHAPES, SPLIT_SHAPES
+    global TILE_CANDIDATES, QUICK_TILE_CANDIDATES, SPLIT_CANDIDATES, DEVICE
+    DEVICE = "cpu"
+    SHAPES = [(48, 256), (64, 512)]
+    OTHER_KL, OTHER_SHAPES = [(2, 1)], [(48, 256)]
+    MEMORY_SHAPE = (48, 256)
+    TILE_SHAPES = [(64, 512)]
+    SPLIT_SHAPES = [(48, 512)]
+    TILE_CANDIDATES = QUICK_TILE_CANDIDATES = [(64, 64, 64, 1), (32, 32, 64, 1)]
+    SPLIT_CANDIDATES = [1, 2]
+
+
+def synchronize():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def series(I, T, seed=0, device=None):
+    device = device or DEVICE
     g = torch.Generator(device=device).manual_seed(seed)
     x = torch.rand(T, I, device=device, generator=g) < 0.5
     noise = torch.rand(T, I, device=device, generator=g) < 0.1
@@ -86,11 +111,18 @@ def series(I, T, seed=0, device="cuda"):
 
 
 def time_ms(fn, reps, warmup=3):
-    for _ in range(warmup):
+    import time
+
+    for _ in range(warmup if DEVICE == "cuda" else 1):
         fn()
-    torch.cuda.synchronize()
+    synchronize()
     times = []
     for _ in range(reps):
+        if DEVICE != "cuda":
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+            continue
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
@@ -104,13 +136,14 @@ def throughput_ms(fn, calls=50, warmup=3):
     """Per call, ``calls`` calls issued back to back, synchronised once: max(host, GPU) cost."""
     import time
 
-    for _ in range(warmup):
+    calls = calls if DEVICE == "cuda" else 2
+    for _ in range(warmup if DEVICE == "cuda" else 1):
         fn()
-    torch.cuda.synchronize()
+    synchronize()
     start = time.perf_counter()
     for _ in range(calls):
         fn()
-    torch.cuda.synchronize()
+    synchronize()
     return (time.perf_counter() - start) * 1e3 / calls
 
 
@@ -147,6 +180,8 @@ def sweep_splits(reps, tiles):
         programs = -(-I // t.block_i) * -(-I // t.block_j)
         row = {"I": I, "T": T, "programs": programs,
                "rule_split": kernels.split_count(programs, T - 1, t.block_k, x.device)}
+        if DEVICE != "cuda":  # the interpreter: a forced split is the only one it takes
+            row["rule_split"] = 1
         a, b, _, _ = gemm_operands(x, y)
         row["int_mm_ms"] = time_ms(lambda: torch._int_mm(a, b.T), reps)
         row["int_mm_throughput_ms"] = throughput_ms(lambda: torch._int_mm(a, b.T))
@@ -160,8 +195,13 @@ def sweep_splits(reps, tiles):
                 row[f"split_{split}_ms"] = time_ms(lambda: dispatch.run("transfer_entropy", x, y), reps)
         rows.append(row)
         del x, y
-        torch.cuda.empty_cache()
+        empty_cache()
     return rows
+
+
+def empty_cache():
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
 
 
 def plain_pytorch_te(x, y):
@@ -202,22 +242,25 @@ def check_exactness():
 
 def _check_exactness():
     cases = [(k, l, d) for k in (1, 2) for l in (1, 2) for d in (1, 2, 3)]
+    if DEVICE != "cuda":
+        cases = cases[::5]
     for i, (k, l, d) in enumerate(cases):
         g = torch.Generator().manual_seed(i)
         R = 2 if i % 3 == 0 else None
-        shape = (R, 700, 150) if R else (1500, 150)
+        shape = ((R, 700, 150) if R else (1500, 150)) if DEVICE == "cuda" else ((R, 90, 20) if R else (150, 20))
         x = torch.rand(*shape, generator=g) < 0.5
-        y = torch.roll(x, d, -2)[..., :90] ^ (torch.rand(*shape[:-1], 90, generator=g) < 0.2)
+        J = shape[-1] * 3 // 5
+        y = torch.roll(x, d, -2)[..., :J] ^ (torch.rand(*shape[:-1], J, generator=g) < 0.2)
         kw = dict(k=k, l=l, delay=d)
-        counts = dispatch.run("joint_counts", x.cuda(), y.cuda(), **kw)
-        te = dispatch.run("transfer_entropy", x.cuda(), y.cuda(), **kw)
+        counts = dispatch.run("joint_counts", x.to(DEVICE), y.to(DEVICE), **kw)
+        te = dispatch.run("transfer_entropy", x.to(DEVICE), y.to(DEVICE), **kw)
         assert torch.equal(counts.cpu(), te_ext.joint_counts(x, y, **kw)), (k, l, d)
         torch.testing.assert_close(te.cpu(), te_ext.transfer_entropy(x, y, **kw), rtol=0, atol=1e-12)
     xf, yf = torch.randn(800, 70), torch.randn(800, 50)
-    te = dispatch.run("transfer_entropy", xf.cuda(), yf.cuda(), threshold=0.1)
+    te = dispatch.run("transfer_entropy", xf.to(DEVICE), yf.to(DEVICE), threshold=0.1)
     torch.testing.assert_close(te.cpu(), te_ext.transfer_entropy(xf, yf, threshold=0.1), rtol=0, atol=1e-12)
     # The plain-PyTorch baseline computes the same TE (so its time is a fair comparison).
-    x, y = series(256, 4096)
+    x, y = series(*((256, 4096) if DEVICE == "cuda" else (32, 256)))
     torch.testing.assert_close(plain_pytorch_te(x, y), torch.ops.te.transfer_entropy(x, y, 1, 1, 1, None),
                                rtol=0, atol=1e-9)
     print(f"exactness: fused == CPU op in {len(cases) + 1} cases; plain-PyTorch baseline agrees")
@@ -250,7 +293,7 @@ def measure(I, T, k, l, reps, baselines, tiles=None):
         row["te_ext_counts_ms"] = time_ms(lambda: torch.ops.te.joint_counts(x, y, k, l, 1, None), reps)
         with tiles_env(tiles):
             row["fused_counts_ms"] = time_ms(lambda: dispatch.run("joint_counts", x, y, k, l, 1), reps)
-        torch.cuda.empty_cache()
+        empty_cache()
     if baselines:
         a, b, ab, bb = gemm_operands(x, y)
         row["int_mm_ms"] = time_ms(lambda: torch._int_mm(a, b.T), reps)
@@ -258,7 +301,7 @@ def measure(I, T, k, l, reps, baselines, tiles=None):
         row["plain_pytorch_ms"] = time_ms(lambda: plain_pytorch_te(x, y), max(3, reps // 3))
         del a, b, ab, bb
     del x, y
-    torch.cuda.empty_cache()
+    empty_cache()
     return row
 
 
@@ -266,6 +309,8 @@ def peak_memory(I, T, tiles):
     x, y = series(I, T)
     out_bytes = I * I * 8
     result = {"I": I, "J": I, "T": T, "output_bytes": out_bytes}
+    if DEVICE != "cuda":
+        return dict(result, skipped="peak memory is measured with CUDA's allocator statistics")
     for name, fn in [("te_ext", lambda: torch.ops.te.transfer_entropy(x, y, 1, 1, 1, None)),
                      ("fused", lambda: dispatch.run("transfer_entropy", x, y))]:
         with tiles_env(tiles if name == "fused" else None):
@@ -351,6 +396,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="5 timed calls per point instead of 15, and only k = l = 1")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="no GPU: every step at tiny shapes under TRITON_INTERPRET=1 on the CPU")
     ap.add_argument("--no-check", action="store_true", help="skip the exactness check")
     ap.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--install-from", metavar="RECORD",
@@ -359,43 +406,59 @@ def main():
     if args.install_from:
         print(f"wrote {install(Path(args.install_from))}")
         return
-    if not torch.cuda.is_available():
-        sys.exit("gpu_bench_fused.py: no CUDA device; nothing measured")
+    if args.dry_run:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            sys.exit("gpu_bench_fused.py: --dry-run needs TRITON_INTERPRET=1 in the environment "
+                     "(triton reads it when it is imported)")
+        dry_run_sizes()
+        args.quick = True
+    elif not torch.cuda.is_available():
+        sys.exit("gpu_bench_fused.py: no CUDA device; nothing measured (--dry-run runs the logic on the CPU)")
     if dispatch.ops() is None:
-        sys.exit("gpu_bench_fused.py: triton or torch.library.triton_op is unavailable")
+        sys.exit(f"gpu_bench_fused.py: the fused kernel is unavailable: {dispatch.unavailable_reason()}")
     os.environ.pop("TE_EXT_TRITON_TILES", None)
     os.environ.pop("TE_EXT_TRITON_SPLIT", None)
-    reps = 5 if args.quick else 15
-    if not args.no_check:
-        check_exactness()
-    tile_rows, tiles = sweep_tiles(reps, args.quick)
-    best = [tiles[0][key] for key in ("block_i", "block_j", "block_k", "num_warps")]
-    rows = [measure(I, T, 1, 1, reps, True, best) for I, T in SHAPES]
-    if not args.quick:
-        rows += [measure(I, T, k, l, reps, False) for k, l in OTHER_KL for I, T in OTHER_SHAPES]
-    split_rows = sweep_splits(reps, best)
-    memory = peak_memory(*MEMORY_SHAPE, best)
+    reps = 2 if args.dry_run else 5 if args.quick else 15
     now = datetime.datetime.now(datetime.timezone.utc)
     import triton
 
     table = {
         "schema": 1,
         "date": now.isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name(),
+        "device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (dry run, Triton interpreter)",
         "torch": torch.__version__,
         "triton": triton.__version__,
         "reps": reps,
         "rule": "fused for (k, l) when I*J >= min_pairs and R*(T-n0) >= min_obs",
-        "fused": rules(rows) + rules(rows, "joint_counts"),
-        "tiles": tiles,
-        "tile_sweep": tile_rows,
-        "split_sweep": split_rows,
-        "measurements": rows,
-        "memory": memory,
+        "fused": [],
     }
     out = Path(args.out_dir) / f"gpu-heuristic-{now.strftime('%Y-%m-%d_%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(table, indent=2) + "\n")
+
+    def save(**fields):  # the record after every step: a run cut short keeps what it measured
+        table.update(fields)
+        out.write_text(json.dumps(table, indent=2) + "\n")
+        print(f"[{datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}] recorded: {', '.join(fields)}", flush=True)
+
+    if not args.no_check:
+        check_exactness()
+        save(exactness="fused == CPU op (counts bit for bit, TE to 1e-12)")
+    tile_rows, tiles = sweep_tiles(reps, args.quick)
+    save(tiles=tiles, tile_sweep=tile_rows)
+    best = [tiles[0][key] for key in ("block_i", "block_j", "block_k", "num_warps")]
+    rows = []
+    for I, T in SHAPES:
+        rows.append(measure(I, T, 1, 1, reps, True, best))
+        save(measurements=rows, fused=rules(rows) + rules(rows, "joint_counts"))
+    if not args.quick or args.dry_run:
+        for k, l in OTHER_KL:
+            for I, T in OTHER_SHAPES:
+                rows.append(measure(I, T, k, l, reps, False))
+                save(measurements=rows, fused=rules(rows) + rules(rows, "joint_counts"))
+    split_rows = sweep_splits(reps, best)
+    save(split_sweep=split_rows)
+    memory = peak_memory(*MEMORY_SHAPE, best)
+    save(memory=memory)
 
     print(f"\n{table['device']}, torch {table['torch']}, triton {table['triton']}, median of {reps}")
     print("| I = J, T | k, l | te_ext | fused | `_int_mm` int8 | bf16 | plain PyTorch | te_ext / int8 | fused / int8 |")
@@ -403,7 +466,7 @@ def main():
     for r in rows:
         base = r.get("int_mm_ms")
         cell = lambda key: f"{r[key]:.3f} ms" if key in r else "–"  # noqa: E731
-        ratio = lambda key: f"{r[key] / base:.1f}×" if base else "–"  # noqa: E731
+        ratio = lambda key: f"{r[key] / base:.2f}×" if base else "–"  # noqa: E731
         print(f"| {r['I']}, {r['T']} | {r['k']}, {r['l']} | {cell('te_ext_ms')} | {cell('fused_ms')} | "
               f"{cell('int_mm_ms')} | {cell('bf16_ms')} | {cell('plain_pytorch_ms')} | "
               f"{ratio('te_ext_ms')} | {ratio('fused_ms')} |")
@@ -413,11 +476,14 @@ def main():
             f"{r['I']}² T={r['T']} k,l={r['k']},{r['l']}: te_ext {r['te_ext_counts_ms']:.3f} ms, "
             f"fused {r['fused_counts_ms']:.3f} ms" for r in counted))
     m = memory
-    print(f"\npeak extra memory at {m['I']}^2 T={m['T']} (output {m['output_bytes'] / 1e6:.0f} MB): "
-          f"te_ext {m['te_ext_peak_extra_bytes'] / 1e6:.0f} MB ({m['te_ext_peak_over_output']:.2f}x), "
-          f"fused {m['fused_peak_extra_bytes'] / 1e6:.0f} MB ({m['fused_peak_over_output']:.2f}x)")
+    if "skipped" in m:
+        print(f"\npeak extra memory: not measured ({m['skipped']})")
+    else:
+        print(f"\npeak extra memory at {m['I']}^2 T={m['T']} (output {m['output_bytes'] / 1e6:.0f} MB): "
+              f"te_ext {m['te_ext_peak_extra_bytes'] / 1e6:.0f} MB ({m['te_ext_peak_over_output']:.2f}x), "
+              f"fused {m['fused_peak_extra_bytes'] / 1e6:.0f} MB ({m['fused_peak_over_output']:.2f}x)")
     print(f"tiles: {tiles}")
-    print("\nsplit-K (TE, k = l = 1; ms, CUDA events; throughput: back-to-back calls):")
+    print("\nsplit-K (TE, k = l = 1; ms; throughput: back-to-back calls):")
     for r in split_rows:
         forced = ", ".join(f"{s}: {r[f'split_{s}_ms']:.3f}" for s in SPLIT_CANDIDATES)
         print(f"  {r['I']}^2 T={r['T']}, {r['programs']} tiles: rule splits {r['rule_split']}, "

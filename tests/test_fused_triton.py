@@ -42,10 +42,28 @@ def _triton_missing() -> str | None:
     return None
 
 
+def _interpreter_broken() -> str | None:
+    """Triton 3.6's interpreter calls int() on 1-element numpy arrays, which numpy >= 2.4
+    refuses (seen on the lent GPU machine: triton 3.6.0); 3.8.0 with numpy 2.4 works here."""
+    if importlib.util.find_spec("triton") is None:
+        return None
+    from importlib.metadata import version
+
+    def major_minor(v: str):
+        return tuple(int(p) for p in v.split(".")[:2] if p.isdigit())
+
+    triton_v, numpy_v = version("triton"), np.__version__
+    if major_minor(triton_v) < (3, 8) and major_minor(numpy_v) >= (2, 4):
+        return (f"triton {triton_v}'s interpreter fails with numpy {numpy_v} (int() of a 1-d array); "
+                "needs triton >= 3.8 or numpy < 2.4")
+    return None
+
+
 # ---- the child run ----------------------------------------------------------------------
 
 @pytest.mark.skipif(INTERPRETER, reason="this is the child run itself")
 @pytest.mark.skipif(_triton_missing() is not None, reason=str(_triton_missing()))
+@pytest.mark.skipif(_interpreter_broken() is not None, reason=str(_interpreter_broken()))
 def test_kernel_under_interpreter(tmp_path):
     env = dict(os.environ, TRITON_INTERPRET="1", TE_EXT_FUSED_CHILD="1",
                TE_EXT_TRITON_CACHE=str(tmp_path / "kernels"))
@@ -388,7 +406,7 @@ def test_install_ships_a_record_under_the_model_name(monkeypatch, tmp_path):
 
 
 def test_split_count_rule(monkeypatch):
-    from te_ext._triton import kernels
+    from te_ext._triton import geometry as kernels
 
     monkeypatch.delenv("TE_EXT_TRITON_SPLIT", raising=False)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
@@ -423,6 +441,109 @@ def test_split_partials_stay_within_programs_times_tile():
         assert worst <= 64 << 20, (k, l, worst)
 
 
+# ---- the dispatch decision: forced never falls back silently; the automatic path counts ------
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """dispatch.choose on CPU tensors as if they were on an H100: its shared memory per block,
+    sm_90 tiles, a table that chooses the fused kernel, and a launch that records its calls."""
+    from te_ext._triton import geometry
+
+    launched = []
+    monkeypatch.setattr(geometry, "max_shared_bytes", lambda device: 232448)
+    monkeypatch.setattr(geometry, "tiles", lambda k, l, device=None, cc=None: geometry.STATIC_TILES[(k, l)])
+    monkeypatch.setattr(heuristic, "prefer_fused", lambda *a, **kw: True)
+    monkeypatch.setattr(dispatch, "ops", lambda: object())
+    monkeypatch.setattr(dispatch, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(dispatch, "_launch", lambda module, which, *args: launched.append((which, args)) or "fused")
+    monkeypatch.delenv("TE_EXT_FUSED", raising=False)
+    dispatch.FALLBACKS.clear()
+    yield launched
+    dispatch.FALLBACKS.clear()
+
+
+def test_forced_kernel_that_cannot_run_raises_with_its_reason(fake_gpu, monkeypatch):
+    x, y = _series(1, 100, 5, 4)
+    monkeypatch.setenv("TE_EXT_FUSED", "1")
+    with pytest.raises(RuntimeError, match=r"cannot run this call: \(k, l\) = \(2, 3\) has 49 stream products"):
+        dispatch.choose("transfer_entropy", x, y, 2, 3, 1, None)
+    with pytest.raises(RuntimeError, match="reads float16/bfloat16/float32/float64"):
+        dispatch.choose("joint_counts", x.to(torch.int32), y.to(torch.int32), 1, 1, 1, 0.5)
+    assert dispatch.choose("transfer_entropy", x, y, 1, 1, 1, None) == "fused"
+    # invalid input is not the kernel's to refuse: the C++ op raises the documented error
+    assert dispatch.choose("transfer_entropy", x, y, 0, 1, 1, None) is None
+    assert dispatch.choose("transfer_entropy", x.float(), y.float(), 1, 1, 1, None) is None
+    two = x.to(torch.uint8)
+    two[3, 1] = 2
+    assert dispatch.choose("transfer_entropy", two, y, 1, 1, 1, None) is None
+    assert dispatch.fallback_counts() == {}
+    monkeypatch.setenv("TE_EXT_FUSED", "0")
+    assert dispatch.choose("transfer_entropy", x, y, 1, 1, 1, None) is None
+
+
+def test_forced_kernel_without_triton_raises(fake_gpu, monkeypatch):
+    x, y = _series(2, 100, 5, 4)
+    monkeypatch.setattr(dispatch, "unavailable_reason", lambda: "triton could not be loaded (ImportError: x)")
+    monkeypatch.setenv("TE_EXT_FUSED", "1")
+    with pytest.raises(RuntimeError, match="triton could not be loaded"):
+        dispatch.choose("transfer_entropy", x, y, 1, 1, 1, None)
+    monkeypatch.delenv("TE_EXT_FUSED")
+    with pytest.warns(RuntimeWarning, match="triton could not be loaded"):
+        assert dispatch.choose("transfer_entropy", x, y, 1, 1, 1, None) is None
+    assert dispatch.fallback_counts() == {"triton could not be loaded (ImportError: x)": 1}
+
+
+def test_automatic_path_falls_back_and_counts_each_fallback(fake_gpu, monkeypatch):
+    x, y = _series(3, 100, 5, 4)
+
+    def failing_launch(*args):
+        raise RuntimeError("out of resource: shared memory, Required: 300000")
+
+    monkeypatch.setattr(dispatch, "_launch", failing_launch)
+    with pytest.warns(RuntimeWarning, match="the C\\+\\+ op runs instead"):
+        assert dispatch.choose("transfer_entropy", x, y, 1, 1, 1, None) is None
+    assert dispatch.choose("transfer_entropy", x, y, 1, 1, 1, None) is None  # warned once
+    assert dispatch.choose("transfer_entropy", x, y, 2, 3, 1, None) is None
+    counts = dispatch.fallback_counts()
+    assert sorted(counts.values()) == [1, 2], counts
+    assert any("out of resource" in reason for reason in counts)
+    monkeypatch.setenv("TE_EXT_FUSED", "1")  # forced: the launch's own error, not a fallback
+    with pytest.raises(RuntimeError, match="out of resource"):
+        dispatch.choose("transfer_entropy", x, y, 1, 1, 1, None)
+
+
+@pytest.mark.parametrize("k,l,dtype,declined", [
+    (2, 2, torch.float64, True), (1, 3, torch.float64, True), (3, 1, torch.float64, False),
+    (2, 2, torch.float32, False), (1, 1, torch.float64, False), (2, 2, torch.bool, False)])
+def test_shared_memory_declines_before_launch(fake_gpu, monkeypatch, k, l, dtype, declined):
+    # sm_90 tiles, 232,448 B a block: float64 with a threshold needs 256,000 B at (2, 2) and
+    # 296,960 B at (1, 3) (the compiled kernels' metadata; test_fused_triton_aot.py checks the
+    # model against them), which would raise OutOfResources at launch.
+    x, y = _series(4, 100, 5, 4)
+    thr = None if dtype == torch.bool else 0.5
+    xs, ys = (x, y) if dtype == torch.bool else (x.to(dtype), y.to(dtype))
+    why = dispatch.why_not(xs, ys, k, l, 1, thr)
+    if declined:
+        assert why is not None and why[0] == dispatch.UNSUPPORTED and "shared memory" in why[1], why
+        monkeypatch.setenv("TE_EXT_FUSED", "1")
+        with pytest.raises(RuntimeError, match="B of shared memory per block, over this GPU's 232448 B"):
+            dispatch.choose("transfer_entropy", xs, ys, k, l, 1, thr)
+        assert fake_gpu == []  # never launched
+    else:
+        assert why is None, why
+
+
+def test_shared_memory_model_numbers():
+    from te_ext._triton import geometry
+
+    t = geometry.STATIC_TILES
+    assert geometry.shared_bytes(2, 2, 8, t[(2, 2)]) == 256000
+    assert geometry.shared_bytes(1, 3, 8, t[(1, 3)]) == 296960
+    assert geometry.shared_bytes(1, 1, 1, t[(1, 1)]) == 40960
+    assert geometry.shared_bytes(1, 1, 1, geometry.STATIC_TILES_SM80[(1, 1)]) == 34816
+    assert geometry.max_shared_bytes(torch.device("cpu")) is None
+
+
 # ---- on a GPU (skipped without one): every path, k, l in {1, 2, 3}, delays 1..3 ------------
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -442,10 +563,15 @@ def test_cuda_fused_or_fallback_equals_cpu_op(k, l, delay):
     if fused:  # the fused kernel itself
         assert torch.equal(counts.cpu(), want_counts)
         torch.testing.assert_close(te.cpu(), want_te, rtol=0, atol=TOL)
-    # and whatever transfer_entropy / joint_counts pick on CUDA, forced fused or not
+    # and whatever transfer_entropy / joint_counts pick on CUDA, forced fused or not; a forced
+    # kernel that cannot take the call raises with its reason instead of falling back
     for forced in ("1", "0"):
         os.environ["TE_EXT_FUSED"] = forced
         try:
+            if forced == "1" and not fused:
+                with pytest.raises(RuntimeError, match="TE_EXT_FUSED=1 forces the fused Triton kernel"):
+                    te_ext.transfer_entropy(xd, yd, **kw)
+                continue
             got = te_ext.transfer_entropy(xd, yd, **kw)
             got_counts = te_ext.joint_counts(xd, yd, **kw)
         finally:

@@ -20,7 +20,8 @@ A table holds for the GPU model that measured it (its ``device``, as
 4. none: the **documented default is never to take the fused kernel**, since nothing has
    measured it on this GPU model (the existing CUDA path stays what runs).
 
-``TE_EXT_FUSED=1`` takes the fused kernel wherever it applies and ``TE_EXT_FUSED=0`` never
+``TE_EXT_FUSED=1`` takes the fused kernel wherever it applies (and raises where it cannot:
+``dispatch.choose``) and ``TE_EXT_FUSED=0`` never
 (the CUDA tests use both, to compare the two paths).
 """
 
