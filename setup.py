@@ -6,6 +6,8 @@ Environment switches (see README "Building"):
   CUDA_HOME=...             the toolkit; defaults to /usr/local/cuda when it holds nvcc
   TORCH_CUDA_ARCH_LIST=...  GPU architectures; defaults to "8.0;9.0" (A100, H100)
   TE_EXT_DEBUG=1            -O0 -g
+  TE_EXT_WERROR=0           warnings stay warnings (a compiler CI does not use, e.g. on a
+                            lent GPU machine, must not fail the build over a new warning)
 
 After building, scripts/check_libstdcxx.sh checks that the extension links libstdc++
 dynamically; the build fails if it does not (see README "Building").
@@ -72,14 +74,14 @@ def _extension():
         torch_includes = cpp_extension.include_paths(cuda=with_cuda)
     for d in torch_includes:
         isystem += ["-isystem", d]
-    warn = ["-Wall", "-Wextra", "-Werror"]
+    werror = os.environ.get("TE_EXT_WERROR", "1").strip() != "0"
+    warn = ["-Wall", "-Wextra"] + (["-Werror"] if werror else [])
     cxx = opt + ["-fopenmp", "-fvisibility=hidden"] + warn + isystem
     kwargs = {}
     if with_cuda:
         sources += sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
-        nvcc = opt + [
-            "-Werror", "all-warnings",
-            "-Xcompiler", "-Wall,-Wextra,-Werror,-fvisibility=hidden",
+        nvcc = opt + (["-Werror", "all-warnings"] if werror else []) + [
+            "-Xcompiler", ",".join(warn + ["-fvisibility=hidden"]),
         ] + isystem
         kwargs["extra_compile_args"] = {"cxx": cxx + ["-DTE_WITH_CUDA=1"],
                                         "nvcc": nvcc + ["-DTE_WITH_CUDA=1"]}

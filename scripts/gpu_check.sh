@@ -22,11 +22,12 @@
 #   bad_inputs  every bad input in its own process (scripts/gpu_bad_inputs.py): raised or crashed
 #   bench       bench/gpu.py: G1, syncs per step, CUDA graph capture, G2/G3 kernels
 #   fused       (--fused) scripts/gpu_bench_fused.py: exactness on the GPU, timings, dispatch table
+#   tests_fused (--fused) the fused kernel's CUDA tests (tests/test_fused_triton.py -m gpu)
 #
 # Results: $GPU_CHECK_OUT, else $OUT (the device tool's folder), else bench/results. Every stage
 # writes its log to <out>/gpu-<stamp>[-fused]-logs/ when it ends, and the summary
 # <out>/gpu-<stamp>[-fused].{json,md} is rewritten after every stage, so a call killed at its
-# limit still returns what it measured. GPU_CHECK_BUDGET (seconds; default 330, 240 with
+# limit still returns what it measured. GPU_CHECK_BUDGET (seconds; default 300, 250 with
 # --fused) is this call's own deadline: each stage's timeout is cut to what is left of it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +57,7 @@ mkdir -p "$LOGS"
 # Anything the caller put on PYTHONPATH stays on it, behind the repository, in every stage.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 START=$(date +%s)
-BUDGET=${GPU_CHECK_BUDGET:-$([ "$FUSED" = 1 ] && echo 240 || echo 330)}
+BUDGET=${GPU_CHECK_BUDGET:-$([ "$FUSED" = 1 ] && echo 250 || echo 300)}
 [ $DRY = 1 ] && BUDGET=${GPU_CHECK_BUDGET:-900}
 FAILED=0
 
@@ -146,7 +147,8 @@ build_with() {  # build_with CXX_PATH WHY: one clean build with one compiler for
   } >>"$LOGS/build.log"
   rm -rf build te_ext/_C*.so
   ( export CC="$cc" CXX="$cxx" LDSHARED="$cxx -shared"
-    FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$arch" CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} \
+    # Warnings stay warnings here: a compiler CI never ran must not cost the run (CI keeps -Werror).
+    FORCE_CUDA=1 TE_EXT_WERROR=0 TORCH_CUDA_ARCH_LIST="$arch" CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} \
       MAX_JOBS=${MAX_JOBS:-$(nproc)} timeout "$(limit 200)" "$PY" setup.py build_ext --inplace -q
   ) >>"$LOGS/build.log" 2>&1 && built_ok >>"$LOGS/build.log" 2>&1
 }
@@ -179,7 +181,7 @@ run_tests() {  # run_tests NAME MARK MAX FILES...
   shift 3
   has_time "$name" 30 || return
   if "$PY" -c 'import xdist' 2>/dev/null && [ $DRY = 0 ]; then
-    timeout "$(limit "$max")" "$PY" -m pytest "$@" -m "$mark" -q -p no:cacheprovider -n 8 -rfEs --continue-on-collection-errors >"$LOGS/$name.log" 2>&1
+    timeout "$(limit "$max")" "$PY" -m pytest "$@" -m "$mark" -q -p no:cacheprovider -n "${GPU_CHECK_WORKERS:-8}" -rfEs --continue-on-collection-errors >"$LOGS/$name.log" 2>&1
     rc=$?
   else  # one process per file: a crash takes one file down, not the run
     files=$("$PY" -m pytest "$@" -m "$mark" --collect-only -q -p no:cacheprovider 2>/dev/null | grep -Eo '^[^:]+\.py' | sort -u)
@@ -201,7 +203,7 @@ if [ "$FUSED" = 0 ]; then
   if [ $DRY = 1 ]; then  # a few files: the selection and the log handling, not the suite
     run_tests tests_gpu "gpu or not gpu" 300 tests/test_cuda.py tests/test_window.py
   else
-    run_tests tests_gpu gpu 170 tests
+    run_tests tests_gpu gpu 170 tests --ignore=tests/test_fused_triton.py  # Triton's: call 2
   fi
   if [ "${GPU_CHECK_CPU_TESTS:-0}" = 1 ]; then
     run_tests tests_cpu "not gpu" 150 tests/test_window.py tests/test_feedback.py tests/test_ops_errors.py tests/test_fused_triton.py
@@ -239,6 +241,8 @@ else
     [ $rc = 0 ] && stage fused ok "$(grep -m1 '^rules:' "$LOGS/fused.log" | cut -c1-200)" \
       || stage fused FAILED "rc $rc: $(tail -2 "$LOGS/fused.log" | tr '\n' ' ' | cut -c1-300)"
   fi
+  # the fused kernel's own CUDA tests (Triton compiles each variant once; the cache is shared)
+  [ $DRY = 0 ] && GPU_CHECK_WORKERS=4 run_tests tests_fused gpu 200 tests/test_fused_triton.py
 fi
 
 echo
