@@ -182,8 +182,9 @@ def syncs_per_step(preset: str = "usps", batch: int = 64, steps: int = 10,
                     step()
             finally:
                 torch.cuda.set_sync_debug_mode(0)
+        # torch's "sync debug mode is a prototype" notice is not a sync
         syncs = [str(w.message).splitlines()[0] for w in caught
-                 if "synchroniz" in str(w.message).lower()]
+                 if "synchroniz" in str(w.message).lower() and "prototype" not in str(w.message)]
         error_mode = "no sync raised"
         torch.cuda.set_sync_debug_mode("error")
         try:
@@ -232,6 +233,60 @@ def graph_capture(preset: str = "usps", batch: int = 64, replays: int = 5) -> Di
     except Exception as exc:  # noqa: BLE001
         return {"captured": False, "reason": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=8)}
+
+
+def _top(prof, key: str, n: int) -> List[Dict[str, Any]]:
+    rows = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0.0), reverse=True)[:n]
+    return [{"name": e.key, "calls": e.count, "self_cpu_us": e.self_cpu_time_total,
+             "self_device_us": getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0))}
+            for e in rows]
+
+
+def profile_step(preset: str = "usps", batch: int = 64, steps: int = 20) -> Dict[str, Any]:
+    """torch.profiler over ``steps`` training steps with and without TEFeedback: the top
+    entries by host time and by device time, and the op count per step (what G1 pays)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE == "cuda" else [])
+    out: Dict[str, Any] = {"case": f"{preset}, batch {batch}", "steps": steps}
+    try:
+        for name, with_te in (("plain", False), ("te", True)):
+            step = CudaTrainingStep(preset, batch, with_te)
+            with profile(activities=activities) as prof:
+                for _ in range(steps):
+                    step()
+                _synchronize()
+            step.close()
+            events = prof.key_averages()
+            out[name] = {"ops_per_step": sum(e.count for e in events) / steps,
+                         "top_host": _top(prof, "self_cpu_time_total", 12),
+                         "top_device": _top(prof, "self_device_time_total", 12)}
+    except Exception as exc:  # noqa: BLE001
+        out["reason"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def profile_kernels(n: int = 4096, T: int = 4096) -> Dict[str, Any]:
+    """torch.profiler of transfer_entropy at n^2 pairs (G2): its kernels by device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if DEVICE != "cuda":
+        return {"reason": "kernel profiles need CUDA"}
+    import te_ext
+
+    try:
+        gen = torch.Generator().manual_seed(0)
+        x = (torch.rand(T, n, generator=gen) < 0.5).cuda()
+        y = (torch.rand(T, n, generator=gen) < 0.5).cuda()
+        te_ext.transfer_entropy(x, y)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                te_ext.transfer_entropy(x, y)
+            torch.cuda.synchronize()
+        return {"case": f"{n}^2, T={T}, k=l=1, 5 calls", "top_device": _top(prof, "self_device_time_total", 10)}
+    except Exception as exc:  # noqa: BLE001
+        return {"reason": f"{type(exc).__name__}: {exc}"}
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -310,6 +365,14 @@ def markdown(result: Dict[str, Any]) -> str:
     out += [f"CUDA graph capture of a TEFeedback step: **{'captured' if g.get('captured') else 'failed'}**"
             + (f", counts equal eager: {g.get('counts_equal_eager')}, replay/eager time "
                f"{g.get('graph_over_eager', float('nan')):.3f}×" if g.get("captured") else f": {g.get('reason')}"), ""]
+    for name in ("plain", "te"):
+        p = result.get("profile_step", {}).get(name)
+        if p:
+            top = ", ".join(f"{e['name']} {e['self_cpu_us'] / result['profile_step']['steps']:.0f} µs"
+                            for e in p["top_host"][:6])
+            out.append(f"Profile, {name} step ({result['profile_step']['case']}): "
+                       f"{p['ops_per_step']:.0f} profiler events a step; top host time a step: {top}")
+    out.append("")
     out += ["| kernel group | median | / int8 GEMM (IQR) | target |", "|---|---|---|---|"]
     for r in result.get("kernels", []):
         if "median_s" not in r:
@@ -343,7 +406,9 @@ def run(quick: bool, json_path: Optional[str] = None, md_path: Optional[str] = N
     groups = [("syncs", lambda: [syncs_per_step(), syncs_per_step(every=4)]),
               ("graph", graph_capture),
               ("training", lambda: training_rows(budget)),
-              ("kernels", lambda: kernel_rows(budget / 2, quick))]
+              ("kernels", lambda: kernel_rows(budget / 2, quick)),
+              ("profile_step", profile_step),
+              ("profile_kernels", profile_kernels)]
     for name, group in groups:  # written after each group: a run cut short keeps the rest
         result[name] = group()
         _write(result, json_path, md_path)

@@ -61,11 +61,19 @@ TE_HD double local_te(int64_t c_bin, int64_t c_ypast_xpast, int64_t c_ynext_ypas
               (static_cast<double>(c_ypast_xpast) * static_cast<double>(c_ynext_ypast)));
 }
 
+// A surrogate whose TE equals the observed one in exact arithmetic (a permutation that
+// only relabels the source's states gives the same counts in other bins) may differ from it
+// by rounding, and by a different rounding on another device or summation order. Within
+// this many bits it counts as a tie, so as reaching the observed TE: far above the 1e-15
+// rounding of a TE, far below any difference that distinct integer counts make in practice.
+constexpr double kTieTolerance = 1e-12;
+
 // Running sums of one pair over its surrogates: how many reached the observed
-// TE (JIDT's >= comparison), their sum and their sum of squares.
+// TE (JIDT's >= comparison, ties up to kTieTolerance included), their sum and
+// their sum of squares.
 TE_HD void add_surrogate(double te_surrogate, double te_observed, int64_t* at_least,
                          double* sum, double* sum_sq) {
-  *at_least += te_surrogate >= te_observed ? 1 : 0;
+  *at_least += te_surrogate >= te_observed - kTieTolerance ? 1 : 0;
   *sum += te_surrogate;
   *sum_sq += te_surrogate * te_surrogate;
 }

@@ -72,6 +72,22 @@ TE_HD WindowStep plan_window_step(int64_t seen, int64_t B, int64_t W, int64_t n0
   return s;
 }
 
+// The packed row of sample `sample`, `bytes` long: the ring holds the samples
+// before `seen` (row sample % W), the packed batch those from `seen` on. The
+// CPU and CUDA kernels read every sample through this.
+TE_HD const uint8_t* window_row(const uint8_t* ring, const uint8_t* batch, int64_t bytes,
+                                int64_t W, int64_t seen, int64_t sample) {
+  return sample < seen ? ring + (sample % W) * bytes : batch + (sample - seen) * bytes;
+}
+
+TE_HD int64_t window_sample_bit(const uint8_t* ring, const uint8_t* batch, int64_t bytes,
+                                int64_t W, int64_t seen, int64_t sample, int64_t col) {
+  return (window_row(ring, batch, bytes, W, seen, sample)[col >> 3] >> (col & 7)) & 1;
+}
+
+// Bits of a state (k + 1 of a target, l of a source): the ops allow k + l + 1 <= 32.
+constexpr int kMaxStateBits = 32;
+
 struct WindowArgs {
   int64_t I = 0, J = 0, B = 0, W = 0, n0 = 0;
   bool track = false;  // counts is non-empty: keep them

@@ -24,10 +24,10 @@
 #   fused       (--fused) scripts/gpu_bench_fused.py: exactness on the GPU, timings, dispatch table
 #   tests_fused (--fused) the fused kernel's CUDA tests (tests/test_fused_triton.py -m gpu)
 #
-# Results: $GPU_CHECK_OUT, else $OUT (the device tool's folder), else bench/results. Every stage
-# writes its log to <out>/gpu-<stamp>[-fused]-logs/ when it ends, and the summary
-# <out>/gpu-<stamp>[-fused].{json,md} is rewritten after every stage, so a call killed at its
-# limit still returns what it measured. GPU_CHECK_BUDGET (seconds; default 300, 250 with
+# Results: $GPU_CHECK_OUT, else $OUT (the device tool's folder), else bench/results. After
+# every stage the summary <out>/gpu-<stamp>[-fused].{json,md} (with the end of every log) and
+# the whole logs, <out>/gpu-<stamp>[-fused]-logs.tar.gz, are rewritten: three files a call (the
+# device tool returns at most 8), and a call killed at its limit still returns what it measured. GPU_CHECK_BUDGET (seconds; default 300, 250 with
 # --fused) is this call's own deadline: each stage's timeout is cut to what is left of it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +52,7 @@ else RESULTS=bench/results
 fi
 mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
-LOGS=$RESULTS/$NAME-logs
+LOGS=$(mktemp -d)/$NAME-logs
 mkdir -p "$LOGS"
 # Anything the caller put on PYTHONPATH stays on it, behind the repository, in every stage.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -61,9 +61,11 @@ BUDGET=${GPU_CHECK_BUDGET:-$([ "$FUSED" = 1 ] && echo 250 || echo 300)}
 [ $DRY = 1 ] && BUDGET=${GPU_CHECK_BUDGET:-900}
 FAILED=0
 
-report() {  # rewrite the summary from what the logs hold now
-  "$PY" scripts/gpu_check_report.py "$LOGS" "$RESULTS/$NAME" "$(( $(date +%s) - START ))" >"$LOGS/report.log" 2>&1 \
-    || echo "gpu_check: the summary could not be written: $(tail -1 "$LOGS/report.log")"
+report() {  # rewrite the summary and the logs' tarball from what the logs hold now
+  "$PY" scripts/gpu_check_report.py "$LOGS" "$RESULTS/$NAME" "$(( $(date +%s) - START ))" >"$LOGS/report.txt" 2>&1 \
+    || echo "gpu_check: the summary could not be written: $(tail -1 "$LOGS/report.txt")"
+  tar czf "$RESULTS/$NAME-logs.tar.gz.tmp" -C "$(dirname "$LOGS")" "$NAME-logs" \
+    && mv "$RESULTS/$NAME-logs.tar.gz.tmp" "$RESULTS/$NAME-logs.tar.gz"
 }
 
 stage() {  # stage NAME STATUS [DETAIL]
@@ -248,5 +250,5 @@ fi
 echo
 echo "==== gpu_check summary ($(( $(date +%s) - START )) s of ${BUDGET}) ===="
 cat "$LOGS/stages.log"
-echo "written: $RESULTS/$NAME.json, $RESULTS/$NAME.md, $LOGS/"
+echo "written: $RESULTS/$NAME.json, $RESULTS/$NAME.md, $RESULTS/$NAME-logs.tar.gz"
 exit $FAILED

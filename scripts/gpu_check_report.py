@@ -4,8 +4,8 @@
 
 Writes ``OUT_PREFIX.json`` and ``OUT_PREFIX.md`` from whatever the stages have written to
 ``LOGS_DIR`` so far (``stages.log``, ``env.txt``, ``*.log``, ``bad_inputs.json``,
-``bench.json``/``bench.md``, ``gpu-heuristic-*.json``). gpu_check.sh runs it after every stage,
-so a call cut off at its time limit still leaves a readable summary.
+``bench.json``/``bench.md``, ``gpu-heuristic-*.json``), with the end of every log. gpu_check.sh
+runs it after every stage, so a call cut off at its time limit still leaves a readable summary.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 import os
 import sys
 from typing import Any, Dict, List
+
+LOG_TAIL = 12000  # characters kept of each log
 
 
 def _read(folder: str, name: str, default: Any = None) -> Any:
@@ -40,12 +42,12 @@ def summary(folder: str, seconds: int) -> Dict[str, Any]:
         "seconds": seconds,
         "environment": _read(folder, "env.txt", ""),
         "stages": _stages(_read(folder, "stages.log", "")),
-        "tests_gpu_tail": (_read(folder, "tests_gpu.log", "") or "")[-4000:],
-        "tests_cpu_tail": (_read(folder, "tests_cpu.log", "") or "")[-2000:],
-        "build_tail": (_read(folder, "build.log", "") or "")[-3000:],
+        # the end of every log, so the summary alone says what happened (the device tool
+        # returns at most 8 files; the whole logs travel as one tarball beside it)
+        "logs": {os.path.basename(path): (_read(folder, os.path.basename(path), "") or "")[-LOG_TAIL:]
+                 for path in sorted(glob.glob(os.path.join(folder, "*.log")))},
         "bad_inputs": _read(folder, "bad_inputs.json"),
         "bench": _read(folder, "bench.json"),
-        "fused_tail": (_read(folder, "fused.log", "") or "")[-6000:],
         "fused_table": _read(folder, os.path.basename(fused[-1])) if fused else None,
     }
 
@@ -64,9 +66,14 @@ def markdown(result: Dict[str, Any]) -> str:
     folder_md = result.get("bench_md")
     if folder_md:
         md += ["", folder_md]
-    if result["fused_tail"]:
+    fused = result["logs"].get("fused.log", "")
+    if fused:
         md += ["", "## Fused kernel (scripts/gpu_bench_fused.py)", "", "```",
-               result["fused_tail"].strip()[-4000:], "```"]
+               fused.strip()[-4000:], "```"]
+    for name, text in result["logs"].items():
+        if name.startswith("tests_") and ("FAILED" in text or "Error" in text):
+            failed = [line for line in text.splitlines() if line.startswith(("FAILED", "ERROR"))]
+            md += ["", f"## {name}: failures", "", "```", "\n".join(failed[:40]), "```"]
     return "\n".join(md) + "\n"
 
 

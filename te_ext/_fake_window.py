@@ -19,3 +19,8 @@ def _te_from_window_counts_fake(counts, status=None, k=1, l=1):
 @torch.library.register_fake("te::_window_check")
 def _window_check_fake(status, source_threshold=None, target_threshold=None):
     return None
+
+
+@torch.library.register_fake("te::_window_refresh_")
+def _window_refresh_fake(counts, status, k, l, te, grad_scale):
+    return None

@@ -22,6 +22,10 @@ _TRANSFORMS: Dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
 }
 _RULES = ("paper", "authors_code")
+# On a GPU the window records bad input values on the device; every this many steps a
+# non-blocking copy of that record is started and the previous one checked (StreamingJointCounts
+# .poll). Every step would add a copy and an event record to each step's host cost.
+_POLL_EVERY = 16
 
 
 def _check_threshold(name: str, value: Any) -> float:
@@ -85,7 +89,10 @@ class TEFeedback:
 
     Attributes:
         te: float32 ``[in_features, out_features]`` on the layer's device (``[out, out]`` for
-            ``authors_code``), ``None`` until the window first fills.
+            ``authors_code``), ``None`` until the window first fills. With the paper rule and
+            the plug-in estimator it is one buffer rewritten in place at every refresh (clone
+            it to keep a snapshot).
+        refreshes: how many times T has been recomputed.
         seconds: wall seconds spent in the hooks so far (CUDA work is asynchronous).
         steps: training steps recorded.
     """
@@ -151,6 +158,7 @@ class TEFeedback:
         self.te: Optional[Tensor] = None
         self.seconds = 0.0
         self.steps = 0
+        self.refreshes = 0
         self._grad_scale: Optional[Tensor] = None  # (1 + T)^T, [out, in], the paper rule
         self._pending_mix: Optional[Tensor] = None  # D of authors_code, applied before forward
         self._handles = [linear.register_forward_hook(self._on_forward)]
@@ -174,7 +182,8 @@ class TEFeedback:
             src = src.reshape(-1, src.shape[-1])
             tgt = tgt.reshape(-1, tgt.shape[-1])
             self.window.append(src, tgt, self.source_threshold, self.target_threshold)
-            self.window.poll()  # raises a bad value an earlier step recorded; never syncs
+            if self.steps % _POLL_EVERY == 0:  # raises a bad value an earlier step recorded
+                self.window.poll()             # (never syncs; a copy and an event each time)
             self.steps += 1
             if self.window.full and (self.steps - 1) % self.every == 0:
                 self._refresh()
@@ -185,7 +194,8 @@ class TEFeedback:
         if self._grad_scale is None:
             return None
         t0 = time.perf_counter()
-        out = grad * self._grad_scale.to(grad.dtype)
+        scale = self._grad_scale
+        out = grad * (scale if scale.dtype == grad.dtype else scale.to(grad.dtype))
         self.seconds += time.perf_counter() - t0
         return out
 
@@ -200,6 +210,10 @@ class TEFeedback:
 
     # ---- TE ------------------------------------------------------------------------------
     def _refresh(self) -> None:
+        self.refreshes += 1
+        if self.rule == "paper" and self.estimator == "plugin" and self.pairs is None:
+            self._refresh_in_place()
+            return
         te = (self._compute_te() if self.estimator == "plugin" else estimate_te(self)).to(torch.float32)
         if self.rule == "paper":
             self._grad_scale = (1.0 + te).t().contiguous()
@@ -209,6 +223,21 @@ class TEFeedback:
                 d = torch.where(d < 1e-8, torch.zeros_like(d), d)
                 self._pending_mix = torch.where(d > 10.0, torch.ones_like(d), d)
         self.te = te
+
+    def _refresh_in_place(self) -> None:
+        """The training default (paper rule, plug-in TE, all pairs) in one op call: T and the
+        gradient scale (1 + T)^T written into buffers that live as long as the feedback."""
+        counts = self.window.counts
+        if _distributed_world() > 1:
+            counts = counts.clone()
+            torch.distributed.all_reduce(counts)
+        if self.te is None or self._grad_scale is None:
+            n_src, n_tgt = self.window.num_source, self.window.num_target
+            self.te = torch.empty(n_src, n_tgt, dtype=torch.float32, device=counts.device)
+            self._grad_scale = torch.empty(n_tgt, n_src, dtype=torch.float32, device=counts.device)
+        # A recorded bad input value makes T NaN until check()/poll() raise (see _compute_te).
+        torch.ops.te._window_refresh_(counts, self.window.status, self.k, self.l, self.te,
+                                      self._grad_scale)
 
     def _compute_te(self) -> Tensor:
         world = _distributed_world()
@@ -263,7 +292,7 @@ class TEFeedback:
         """Everything needed to resume exactly: the window, its counts, T and the step."""
         clone = lambda t: None if t is None else t.detach().clone()  # noqa: E731
         return {"config": self._config(), "window": self.window.state_dict(), "steps": self.steps,
-                "seconds": self.seconds, "te": clone(self.te), "grad_scale": clone(self._grad_scale),
+                "seconds": self.seconds, "refreshes": self.refreshes, "te": clone(self.te), "grad_scale": clone(self._grad_scale),
                 "pending_mix": clone(self._pending_mix)}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -274,5 +303,8 @@ class TEFeedback:
         move = lambda t: None if t is None else t.to(dev)  # noqa: E731
         self.window.load_state_dict(state["window"])
         self.steps, self.seconds = int(state["steps"]), float(state["seconds"])
-        self.te, self._grad_scale = move(state["te"]), move(state["grad_scale"])
+        # Copies: a refresh rewrites te and the gradient scale in place, never the caller's state.
+        own = lambda t: None if t is None else t.to(dev, copy=True)  # noqa: E731
+        self.te, self._grad_scale = own(state["te"]), own(state["grad_scale"])
+        self.refreshes = int(state.get("refreshes", 0))
         self._pending_mix = move(state["pending_mix"])

@@ -33,7 +33,9 @@ class SignificanceResult:
 
     Attributes:
         te: the plug-in TE, equal to :func:`te_ext.transfer_entropy`.
-        p_value: ``(1 + #{surrogate TE >= te}) / (1 + surrogates)``.
+        p_value: ``(1 + #{surrogate TE >= te - 1e-12}) / (1 + surrogates)``: a surrogate
+            equal to the observed TE up to rounding counts as reaching it, on every device
+            (``kTieTolerance`` in ``csrc/stats_math.h``).
         surrogate_mean: mean TE over the surrogates.
         surrogate_std: standard deviation (ddof = 0) over the surrogates.
         effective: ``te - surrogate_mean``, the "effective TE" of Marschinski & Kantz (2002).

@@ -172,11 +172,11 @@ def test_every_refreshes_periodically():
     fb = TEFeedback(model[2], window=16, every=3)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     refreshed = []
-    last = None
+    last = 0
     for x, y in _batches(12, 8):
         _step(model, opt, x, y)
-        refreshed.append(fb.te is not None and (last is None or fb.te is not last))
-        last = fb.te
+        refreshed.append(fb.refreshes > last)
+        last = fb.refreshes
     # Full from step 2 (16 samples); refresh on steps 1, 4, 7, 10 (0-based: every 3rd) once full.
     assert refreshed == [False, False, False, True, False, False, True, False, False, True, False, False]
 

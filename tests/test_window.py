@@ -318,3 +318,25 @@ def test_async_ops_opcheck():
                           {"source_threshold": 0.0, "target_threshold": 0.5})
     torch.library.opcheck(torch.ops.te._te_from_window_counts,
                           (torch.randint(0, 9, (4, 3, 8)), status), {})
+
+
+def test_window_refresh_writes_te_and_the_gradient_scale(device):
+    # TEFeedback's refresh in one op: T (float32 [I, J]) and (1 + T)^T ([J, I]), equal to
+    # _te_from_window_counts; an empty grad_scale skips the scale; bad buffers raise.
+    g = torch.Generator().manual_seed(7)
+    w = StreamingJointCounts(9, 4, 40, device=device)
+    w.append((torch.rand(50, 9, generator=g) < 0.4).to(device), (torch.rand(50, 4, generator=g) < 0.6).to(device))
+    want = torch.ops.te._te_from_window_counts(w.counts, w.status, 1, 1)
+    te = torch.full((9, 4), -1.0, device=device)
+    scale = torch.full((4, 9), -1.0, device=device)
+    torch.ops.te._window_refresh_(w.counts, w.status, 1, 1, te, scale)
+    assert torch.equal(te, want.float()) and bool((want > 0).any())
+    assert torch.equal(scale, (1 + want.t()).float())
+    te.fill_(0)
+    torch.ops.te._window_refresh_(w.counts, None, 1, 1, te, torch.empty(0, device=device))
+    assert torch.equal(te, want.float())
+    with pytest.raises(ValueError, match="te must be a floating \\[9, 4\\]"):
+        torch.ops.te._window_refresh_(w.counts, None, 1, 1, torch.empty(4, 9, device=device), scale)
+    with pytest.raises(ValueError, match="grad_scale must be empty or a floating \\[4, 9\\]"):
+        torch.ops.te._window_refresh_(w.counts, None, 1, 1, te, torch.empty(9, 4, device=device))
+    torch.library.opcheck(torch.ops.te._window_refresh_.default, (w.counts, w.status, 1, 1, te, scale))

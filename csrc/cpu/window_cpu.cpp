@@ -1,11 +1,11 @@
 // CPU kernel of te::window_append_ (the step is planned in window_plan.h): one
-// pass binarises and bit-packs the batch, the rows that leave or enter are
-// unpacked straight from the ring and the batch, and their joint counts are
-// accumulated into `counts` in place. Training calls this once a step on
-// small problems, where the fixed cost of the device-generic composite (some
-// thirty ATen ops) would dominate.
+// pass binarises and bit-packs the batch; the rows that leave or enter are
+// read straight from the ring and the batch as column bitsets, and their joint
+// counts (AND+popcount of one-hot state streams, te_math.h) are added into
+// `counts` in place. Training calls this once a step on small problems, where
+// any tensor allocation or thread hand-off would cost more than the counting.
 #include <ATen/Dispatch.h>
-#include <ATen/ops/empty.h>
+#include <ATen/Parallel.h>
 #include <c10/util/ParallelGuard.h>
 #include <torch/library.h>
 
@@ -15,6 +15,7 @@
 
 #include "../te_math.h"
 #include "../window_plan.h"
+#include "popcount_cpu.h"
 #include "te_ops_cpu.h"
 
 namespace te {
@@ -65,18 +66,177 @@ void pack_batch(const at::Tensor& x, std::optional<double> threshold, const char
   }
 }
 
-// uint8 0/1 [last - first, C] of samples first .. last-1: the ring's rows
-// before `seen`, the packed batch's from `seen` on.
-at::Tensor unpack_segment(const uint8_t* ring, int64_t W, const uint8_t* batch, int64_t seen,
-                          int64_t first, int64_t last, int64_t C, int64_t bytes) {
-  at::Tensor out = at::empty({last - first, C}, at::kByte);
-  uint8_t* o = out.data_ptr<uint8_t>();
+// Column bitsets of C neurons over samples [first, last): word w of neuron c
+// holds samples first + 64 w .. (bit o = sample first + o); rows before `seen`
+// come from the ring, the rest from the packed batch. One spare zero word per
+// neuron lets load_bits read past the end.
+void sample_columns(const uint8_t* ring, int64_t W, const uint8_t* batch, int64_t seen,
+                    int64_t first, int64_t last, int64_t C, int64_t bytes, int64_t words,
+                    uint64_t* out) {
+  std::fill(out, out + C * words, uint64_t(0));
   for (int64_t s = first; s < last; ++s) {
-    const uint8_t* row = s < seen ? ring + (s % W) * bytes : batch + (s - seen) * bytes;
-    uint8_t* dst = o + (s - first) * C;
-    for (int64_t c = 0; c < C; ++c) dst[c] = (row[c >> 3] >> (c & 7)) & 1;
+    const uint8_t* row = window_row(ring, batch, bytes, W, seen, s);
+    const int64_t o = s - first;
+    const uint64_t bit = uint64_t(1) << (o % math::kWordBits);
+    uint64_t* col = out + o / math::kWordBits;
+    for (int64_t byte = 0; byte < bytes; ++byte) {
+      for (unsigned v = row[byte]; v != 0; v &= v - 1) {
+        col[(byte * 8 + __builtin_ctz(v)) * words] |= bit;
+      }
+    }
   }
-  return out;
+}
+
+// One-hot state streams of every neuron over the segment's observations
+// (observation o is sample first + n0 + o): out[(c * S + state) * ow + w],
+// S = 2^nbits, built with te_math.h's lags and onehot_word as the pair kernels
+// build theirs. counts[c * S + state] receives each stream's population.
+void state_streams(const uint64_t* cols, int64_t C, int64_t words, int64_t n0, int64_t nobs,
+                   int nbits, bool is_target, int k, int64_t delay, int64_t ow, uint64_t* out,
+                   int64_t* counts) {
+  const int64_t S = int64_t(1) << nbits;
+  std::vector<uint64_t> lag(nbits);
+  for (int64_t c = 0; c < C; ++c) {
+    const uint64_t* col = cols + c * words;
+    for (int64_t st = 0; st < S; ++st) counts[c * S + st] = 0;
+    for (int64_t w = 0; w < ow; ++w) {
+      for (int b = 0; b < nbits; ++b) {
+        const int64_t shift = is_target ? math::target_state_lag(b, k) : math::source_state_lag(b, delay);
+        lag[b] = math::load_bits(col, words, n0 - shift + w * math::kWordBits);
+      }
+      const uint64_t valid = math::valid_mask(w, nobs);
+      for (int64_t st = 0; st < S; ++st) {
+        const uint64_t v = math::onehot_word(lag.data(), nbits, st) & valid;
+        out[(c * S + st) * ow + w] = v;
+        counts[c * S + st] += static_cast<int64_t>(math::popcount64(v));
+      }
+    }
+  }
+}
+
+// One segment of samples [first, last) as one-hot state streams of its
+// observations (from first + n0 on) and their populations, read straight from
+// the ring and the packed batch.
+struct Segment {
+  int64_t sign = 0, nobs = 0, ow = 0;
+  std::vector<uint64_t> xs, ys;    // [I][sx][ow], [J][sy][ow]
+  std::vector<int64_t> xcount, ycount;  // [I][sx], [J][sy]
+};
+
+Segment make_segment(const uint8_t* sring, const uint8_t* tring, const uint8_t* sbits,
+                     const uint8_t* tbits, int64_t seen, int64_t first, int64_t last,
+                     const WindowArgs& a, int64_t sbytes, int64_t tbytes, int k, int l,
+                     int64_t delay, int64_t sign) {
+  Segment g;
+  g.sign = sign;
+  g.nobs = last - first - a.n0;
+  if (g.nobs <= 0) {
+    g.nobs = 0;
+    return g;
+  }
+  const int64_t words = math::ceil_div(last - first, math::kWordBits) + 1;
+  g.ow = math::ceil_div(g.nobs, math::kWordBits);
+  const int64_t sx = int64_t(1) << l, sy = int64_t(1) << (k + 1);
+  std::vector<uint64_t> scols(a.I * words), tcols(a.J * words);
+  sample_columns(sring, a.W, sbits, seen, first, last, a.I, sbytes, words, scols.data());
+  sample_columns(tring, a.W, tbits, seen, first, last, a.J, tbytes, words, tcols.data());
+  g.xs.resize(a.I * sx * g.ow);
+  g.ys.resize(a.J * sy * g.ow);
+  g.xcount.resize(a.I * sx);
+  g.ycount.resize(a.J * sy);
+  state_streams(scols.data(), a.I, words, a.n0, g.nobs, l, false, k, delay, g.ow, g.xs.data(),
+                g.xcount.data());
+  state_streams(tcols.data(), a.J, words, a.n0, g.nobs, k + 1, true, k, delay, g.ow,
+                g.ys.data(), g.ycount.data());
+  return g;
+}
+
+// counts[i, j, :] += the signed sum over the segments of their joint counts.
+// assemble_joint_counts is linear in its inputs, so the segments' signed cross
+// counts, marginals and observation counts are summed first and each pair is
+// assembled and written once per step, whatever leaves and enters.
+// SX, SY: the state counts when known at compile time (k = l = 1: 2 and 4, the
+// training default, fully unrolled), else 0 and read at run time.
+template <int64_t SX, int64_t SY>
+__attribute__((always_inline)) inline void pair_rows_n(const Segment* segs, int nsegs, int64_t J,
+                                                       int64_t sx_, int64_t sy_, int k, int l,
+                                                       int64_t i0, int64_t i1, int64_t* counts) {
+  const int64_t sx = SX ? SX : sx_, sy = SY ? SY : sy_, bins = sx * sy;
+  // Fixed sizes live on the stack (registers, once unrolled); run-time ones on the heap.
+  constexpr int64_t kFixed = SX && SY ? SX * SY : 1;
+  int64_t fixed[4 * kFixed];
+  std::vector<int64_t> heap(SX && SY ? 0 : 2 * bins + sx + sy);
+  int64_t* cross = SX && SY ? fixed : heap.data();
+  int64_t* joint = cross + bins;
+  int64_t* xc = joint + bins;
+  int64_t* yc = xc + sx;
+  int64_t n = 0;
+  for (int s = 0; s < nsegs; ++s) n += segs[s].sign * segs[s].nobs;
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t x = 0; x < sx; ++x) {
+      xc[x] = 0;
+      for (int s = 0; s < nsegs; ++s) xc[x] += segs[s].sign * segs[s].xcount[i * sx + x];
+    }
+    for (int64_t j = 0; j < J; ++j) {
+      for (int64_t y = 0; y < sy; ++y) {
+        yc[y] = 0;
+        for (int s = 0; s < nsegs; ++s) yc[y] += segs[s].sign * segs[s].ycount[j * sy + y];
+      }
+      for (int64_t x = 1; x < sx; ++x) {
+        for (int64_t y = 1; y < sy; ++y) {
+          int64_t c = 0;
+          for (int s = 0; s < nsegs; ++s) {
+            const Segment& g = segs[s];
+            c += g.sign * math::and_popcount(g.xs.data() + (i * sx + x) * g.ow,
+                                             g.ys.data() + (j * sy + y) * g.ow, g.ow);
+          }
+          cross[(x - 1) * (sy - 1) + (y - 1)] = c;
+        }
+      }
+      math::assemble_joint_counts(cross, sy - 1, 1, xc, yc, n, k, l, joint);
+      int64_t* out = counts + (i * J + j) * bins;
+      for (int64_t b = 0; b < bins; ++b) out[b] += joint[b];
+    }
+  }
+}
+
+__attribute__((always_inline)) inline void pair_rows(const Segment* segs, int nsegs, int64_t J,
+                                                     int64_t sx, int64_t sy, int k, int l,
+                                                     int64_t i0, int64_t i1, int64_t* counts) {
+  if (sx == 2 && sy == 4) {
+    pair_rows_n<2, 4>(segs, nsegs, J, sx, sy, k, l, i0, i1, counts);
+  } else {
+    pair_rows_n<0, 0>(segs, nsegs, J, sx, sy, k, l, i0, i1, counts);
+  }
+}
+
+// Without a target attribute __builtin_popcountll is a libgcc call: the same
+// loop compiled for the POPCNT instruction, taken unless the dispatched CPU
+// kernel is "generic" (the CPU lacks it, or TE_EXT_CPU_KERNEL chose so).
+using PairRowsFn = void (*)(const Segment*, int, int64_t, int64_t, int64_t, int, int, int64_t,
+                            int64_t, int64_t*);
+#if defined(__x86_64__)
+__attribute__((target("popcnt"))) void pair_rows_popcnt(const Segment* segs, int nsegs, int64_t J,
+                                                        int64_t sx, int64_t sy, int k, int l,
+                                                        int64_t i0, int64_t i1, int64_t* counts) {
+  pair_rows(segs, nsegs, J, sx, sy, k, l, i0, i1, counts);
+}
+#endif
+void pair_rows_generic(const Segment* segs, int nsegs, int64_t J, int64_t sx, int64_t sy, int k,
+                       int l, int64_t i0, int64_t i1, int64_t* counts) {
+  pair_rows(segs, nsegs, J, sx, sy, k, l, i0, i1, counts);
+}
+
+void accumulate_segments(int64_t* counts, const Segment* segs, int nsegs, const WindowArgs& a,
+                         int k, int l) {
+  PairRowsFn rows = &pair_rows_generic;
+#if defined(__x86_64__)
+  if (std::strcmp(popcount_kernel().name, "generic") != 0) rows = &pair_rows_popcnt;
+#endif
+  const int64_t sx = int64_t(1) << l, sy = int64_t(1) << (k + 1);
+  at::parallel_for(0, a.I, 1, [&](int64_t i0, int64_t i1) {
+    rows(segs, nsegs, a.J, sx, sy, k, l, i0, i1, counts);
+  });
 }
 
 void window_step_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& target_ring,
@@ -101,22 +261,34 @@ void window_step_cpu(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& ta
 
   uint8_t* sring = source_ring.data_ptr<uint8_t>();
   uint8_t* tring = target_ring.data_ptr<uint8_t>();
-  auto accumulate = [&](int64_t first, int64_t last, int64_t sign) {
-    if (last - first <= a.n0) return;  // no observation in the range
-    accumulate_joint_counts_cpu(
-        counts, unpack_segment(sring, a.W, sbits.data(), seen, first, last, a.I, sbytes),
-        unpack_segment(tring, a.W, tbits.data(), seen, first, last, a.J, tbytes), k, l, delay,
-        sign, kOp);
+  auto segment = [&](int64_t first, int64_t last, int64_t sign) {
+    return make_segment(sring, tring, sbits.data(), tbits.data(), seen, first, last, a, sbytes,
+                        tbytes, static_cast<int>(k), static_cast<int>(l), delay, sign);
   };
   const WindowStep step = plan_window_step(seen, a.B, a.W, a.n0);
   const int64_t rows = std::min(a.B, a.W) + 2 * a.n0 + (step.recount ? 0 : a.B);
   const c10::ParallelGuard serial(rows * a.I * a.J < kSerialWork);
-  if (a.track && step.recount) {
-    counts.zero_();
-    accumulate(seen + a.B - a.W, seen + a.B, +1);
-  } else if (a.track) {
-    accumulate(step.leave_first, step.leave_last, -1);
-    accumulate(step.enter_first, seen + a.B, +1);
+  if (a.track) {
+    Segment segs[2];
+    int nsegs = 0;
+    if (step.recount) {
+      counts.zero_();
+      segs[nsegs++] = segment(seen + a.B - a.W, seen + a.B, +1);
+    } else {
+      segs[nsegs++] = segment(step.leave_first, step.leave_last, -1);
+      segs[nsegs++] = segment(step.enter_first, seen + a.B, +1);
+    }
+    // A segment without observations adds nothing and has no streams: dropped.
+    int kept = 0;
+    for (int s = 0; s < nsegs; ++s) {
+      if (segs[s].nobs == 0) continue;
+      if (kept != s) segs[kept] = std::move(segs[s]);
+      ++kept;
+    }
+    if (kept > 0) {
+      accumulate_segments(counts.data_ptr<int64_t>(), segs, kept, a, static_cast<int>(k),
+                          static_cast<int>(l));
+    }
   }
   // After the reads: the batch's last rows overwrite the oldest.
   for (int64_t r = step.write_from; r < a.B; ++r) {

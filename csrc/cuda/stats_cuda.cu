@@ -32,6 +32,16 @@ namespace te {
 namespace cuda {
 namespace {
 
+// One surrogate's TE into each pair's running sums, by the CPU's own stats::add_surrogate.
+__global__ void add_surrogate_kernel(const double* __restrict__ te_surrogate,
+                                     const double* __restrict__ te_observed,
+                                     int64_t* __restrict__ at_least, double* __restrict__ sum,
+                                     double* __restrict__ sum_sq, int64_t n) {
+  for (int64_t q = grid_start(); q < n; q += grid_stride()) {
+    stats::add_surrogate(te_surrogate[q], te_observed[q], at_least + q, sum + q, sum_sq + q);
+  }
+}
+
 __global__ void permute_streams_kernel(const uint64_t* __restrict__ src,
                                        uint64_t* __restrict__ dst,
                                        const int64_t* __restrict__ perm, int64_t rows,
@@ -99,7 +109,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> transfer_entropy_surr
     return pairs.has_value() ? listed_pairs_te_cuda(src, Y, p, pc)
                              : all_pairs_cuda(src, Y, p, PairOutput::kTransferEntropy);
   };
-  const at::Tensor te = te_of(X);
+  const at::Tensor te = te_of(X).contiguous();
 
   PackedSide Xp;
   Xp.counts = X.counts;  // a permutation keeps the source's state counts
@@ -122,10 +132,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> transfer_entropy_surr
     } else {
       at::index_select_out(Xp.states, X.states, 1, perm.select(0, s));
     }
-    const at::Tensor v = te_of(Xp);
-    at_least.add_(v.ge(te));
-    sum.add_(v);
-    sum_sq.addcmul_(v, v);
+    const at::Tensor v = te_of(Xp).contiguous();
+    add_surrogate_kernel<<<blocks_for(npairs), kThreads, 0, stream>>>(
+        v.const_data_ptr<double>(), te.const_data_ptr<double>(), at_least.data_ptr<int64_t>(),
+        sum.data_ptr<double>(), sum_sq.data_ptr<double>(), npairs);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   return {te, at_least, sum, sum_sq};
 }

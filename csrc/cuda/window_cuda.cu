@@ -5,14 +5,17 @@
 //   1. pack:  binarise both batches (math::to_bit, compared in double) into
 //             packed rows, bit c % 8 of byte c / 8; bad values are recorded
 //             in a status tensor instead of being thrown from the device;
-//   2. count: one thread per (source, target) pair subtracts the joint counts
-//             of the observations that leave the window and adds those that
-//             enter, reading their rows from the ring and the packed batch;
-//   3. write: the batch's last rows overwrite the ring's oldest.
+//   2. streams: the one-hot state streams of every neuron over the
+//             observations that leave the window and those that enter, one
+//             warp per 64-observation word (independent loads, two ballots);
+//   3. count: one thread per (pair, bin) adds the signed AND+popcount of those
+//             streams into the counts (no loop over rows: one thread per pair
+//             looping over its rows' dependent loads made a step latency-bound);
+//   4. write: the batch's last rows overwrite the ring's oldest.
 //
-// Three launches and no device-to-host copy. The deferred op also keeps the
-// sample counter `seen` on the device (kernels 2 and 3 re-plan from it, the
-// last block of kernel 3 advances it), so a CUDA graph that captured a step
+// Four launches and no device-to-host copy. The deferred op also keeps the
+// sample counter `seen` on the device (kernels 2-4 re-plan from it, the
+// last block of kernel 4 advances it), so a CUDA graph that captured a step
 // replays correct steps. The immediate op (window_append_, the contract's
 // "bad input raises") reads the status back after kernel 1, before anything is
 // modified: one sync, outside the training path.
@@ -124,59 +127,114 @@ struct Rows {
   int64_t bytes;
 };
 
-__device__ __forceinline__ int64_t bit_at(const Rows& r, int64_t sample, int64_t seen, int64_t W,
-                                          int64_t col) {
-  const uint8_t* row = sample < seen ? r.ring + (sample % W) * r.bytes
-                                     : r.batch + (sample - seen) * r.bytes;
-  return (row[col >> 3] >> (col & 7)) & 1;
-}
-
 struct WindowGeometry {
   int64_t I, J, B, W, n0, delay;
   int k, l;
+  int64_t maxw;  // words of the longest segment a step can have
 };
-
-// counts[i, j, :] += sign * the joint counts of the observations of samples
-// [first, last) (those at least n0 after `first`), one thread owning the pair.
-__device__ void accumulate_pair(int64_t* c, const Rows& src, const Rows& tgt, int64_t i,
-                                int64_t j, int64_t first, int64_t last, int64_t sign,
-                                int64_t seen, const WindowGeometry& g) {
-  if (last - first <= g.n0) return;  // no observation in the range
-  for (int64_t n = first + g.n0; n < last; ++n) {
-    const int64_t ynext = bit_at(tgt, n - math::target_state_lag(g.k, g.k), seen, g.W, j);
-    int64_t ypast = 0, xpast = 0;
-    for (int b = 0; b < g.k; ++b)
-      ypast |= bit_at(tgt, n - math::target_state_lag(b, g.k), seen, g.W, j) << b;
-    for (int b = 0; b < g.l; ++b)
-      xpast |= bit_at(src, n - math::source_state_lag(b, g.delay), seen, g.W, i) << b;
-    c[math::bin_index(ynext, ypast, xpast, g.k, g.l)] += sign;
-  }
-}
 
 __device__ __forceinline__ int64_t current_seen(const int64_t* status, int64_t seen_host) {
   return status != nullptr ? status[kStatusSeen] : seen_host;
 }
 
-// Launch 2: one thread per pair.
-__global__ void window_count_kernel(int64_t* __restrict__ counts, Rows src, Rows tgt,
-                                    WindowGeometry g, const int64_t* status, int64_t seen_host) {
-  const int64_t seen = current_seen(status, seen_host);
+// The step's segments of samples (at most two: what leaves, with sign -1, and
+// what enters, +1; or the whole new window when it lies inside the batch),
+// from the same plan as the CPU kernel.
+struct Segments {
+  int64_t first[2], last[2], sign[2];
+  int count;
+};
+
+__device__ __forceinline__ Segments step_segments(int64_t seen, const WindowGeometry& g) {
   const WindowStep step = plan_window_step(seen, g.B, g.W, g.n0);
-  const int64_t bins = int64_t(1) << (g.k + g.l + 1);
-  for (int64_t q = grid_start(); q < g.I * g.J; q += grid_stride()) {
-    const int64_t i = q / g.J, j = q % g.J;
-    int64_t* c = counts + q * bins;
-    if (step.recount) {
-      for (int64_t b = 0; b < bins; ++b) c[b] = 0;
-      accumulate_pair(c, src, tgt, i, j, seen + g.B - g.W, seen + g.B, +1, seen, g);
-    } else {
-      accumulate_pair(c, src, tgt, i, j, step.leave_first, step.leave_last, -1, seen, g);
-      accumulate_pair(c, src, tgt, i, j, step.enter_first, seen + g.B, +1, seen, g);
+  Segments s;
+  if (step.recount) {
+    s.first[0] = seen + g.B - g.W, s.last[0] = seen + g.B, s.sign[0] = 1;
+    s.count = 1;
+  } else {
+    s.first[0] = step.leave_first, s.last[0] = step.leave_last, s.sign[0] = -1;
+    s.first[1] = step.enter_first, s.last[1] = seen + g.B, s.sign[1] = 1;
+    s.count = 2;
+  }
+  return s;
+}
+
+// Launch 2: the one-hot state streams of every neuron over each segment's
+// observations (observation o is sample first + n0 + o), one warp per
+// (segment, neuron, 64-observation word): each lane reads two samples per lag
+// (independent loads) and two ballots assemble the word. Streams of sources
+// [2][I][2^l][maxw], of targets [2][J][2^(k+1)][maxw]; words past a segment's
+// end hold zeros. Launched with whole warps (kThreads is a multiple of 32), and
+// the loop is warp-uniform, so every ballot sees all 32 lanes.
+__global__ void window_streams_kernel(Rows src, Rows tgt, WindowGeometry g, const int64_t* status,
+                                      int64_t seen_host, uint64_t* __restrict__ xs,
+                                      uint64_t* __restrict__ ys) {
+  const int64_t seen = current_seen(status, seen_host);
+  const Segments segs = step_segments(seen, g);
+  const int64_t sx = int64_t(1) << g.l, sy = int64_t(1) << (g.k + 1);
+  const int64_t neurons = g.I + g.J;
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = grid_stride() / 32;
+  for (int64_t idx = grid_start() / 32; idx < 2 * neurons * g.maxw; idx += warps) {
+    const int64_t w = idx % g.maxw;
+    const int64_t c = (idx / g.maxw) % neurons;
+    const int seg = static_cast<int>(idx / (g.maxw * neurons));
+    const bool is_target = c >= g.I;
+    const Rows& rows = is_target ? tgt : src;
+    const int64_t col = is_target ? c - g.I : c;
+    const int nbits = is_target ? g.k + 1 : g.l;
+    uint64_t* out = is_target ? ys + ((seg * g.J + col) * sy) * g.maxw
+                              : xs + ((seg * g.I + col) * sx) * g.maxw;
+    const int64_t nobs = seg < segs.count ? segs.last[seg] - segs.first[seg] - g.n0 : 0;
+    const int64_t obs_lo = w * math::kWordBits + lane, obs_hi = obs_lo + 32;
+    uint64_t lag_words[kMaxStateBits];
+    for (int b = 0; b < nbits; ++b) {
+      const int64_t lag = is_target ? math::target_state_lag(b, g.k)
+                                    : math::source_state_lag(b, g.delay);
+      const int64_t base = (seg < segs.count ? segs.first[seg] : 0) + g.n0 - lag;
+      const bool lo = obs_lo < nobs &&
+                      window_sample_bit(rows.ring, rows.batch, rows.bytes, g.W, seen, base + obs_lo, col);
+      const bool hi = obs_hi < nobs &&
+                      window_sample_bit(rows.ring, rows.batch, rows.bytes, g.W, seen, base + obs_hi, col);
+      lag_words[b] = static_cast<uint64_t>(__ballot_sync(0xffffffffu, lo)) |
+                     (static_cast<uint64_t>(__ballot_sync(0xffffffffu, hi)) << 32);
+    }
+    const uint64_t valid = nobs > 0 ? math::valid_mask(w, nobs) : 0;
+    for (int64_t st = lane; st < (int64_t(1) << nbits); st += 32) {
+      out[st * g.maxw + w] = math::onehot_word(lag_words, nbits, st) & valid;
     }
   }
 }
 
-// Launch 3: the ring write, one thread per byte; with a device counter, the
+// Launch 3: one thread per (pair, bin) adds the signed joint count of the
+// segments, bin (ys << l) | xs = sum over words of popcount(source stream xs &
+// target stream ys): a handful of independent loads, no loop over the rows.
+__global__ void window_count_kernel(int64_t* __restrict__ counts, WindowGeometry g,
+                                    const int64_t* status, int64_t seen_host,
+                                    const uint64_t* __restrict__ xs,
+                                    const uint64_t* __restrict__ ys) {
+  const int64_t seen = current_seen(status, seen_host);
+  const Segments segs = step_segments(seen, g);
+  const int64_t sx = int64_t(1) << g.l, sy = int64_t(1) << (g.k + 1);
+  const int64_t bins = sx * sy;
+  for (int64_t idx = grid_start(); idx < g.I * g.J * bins; idx += grid_stride()) {
+    const int64_t b = idx % bins, q = idx / bins;
+    const int64_t i = q / g.J, j = q % g.J;
+    const int64_t x = b & (sx - 1), y = b >> g.l;
+    int64_t delta = 0;
+    for (int seg = 0; seg < segs.count; ++seg) {
+      const int64_t nobs = segs.last[seg] - segs.first[seg] - g.n0;
+      if (nobs <= 0) continue;
+      delta += segs.sign[seg] *
+               math::and_popcount(xs + ((seg * g.I + i) * sx + x) * g.maxw,
+                                  ys + ((seg * g.J + j) * sy + y) * g.maxw,
+                                  math::ceil_div(nobs, math::kWordBits));
+    }
+    counts[idx] = segs.count == 1 ? delta : counts[idx] + delta;  // one segment: a recount
+  }
+}
+
+// Launch 4: the ring write, one thread per byte; with a device counter, the
 // last block to finish advances it (every block has read it by then).
 __global__ void window_write_kernel(uint8_t* sring, uint8_t* tring, const uint8_t* sbits,
                                     const uint8_t* tbits, int64_t sbytes, int64_t tbytes,
@@ -247,11 +305,21 @@ void window_step_cuda(at::Tensor& counts, at::Tensor& source_ring, at::Tensor& t
 
   int64_t* seen_ptr = device_seen ? st : nullptr;
   if (a.track) {
+    // The longest segment: the whole window on a recount, else at most B + n0 samples.
+    const int64_t longest = a.B >= a.W ? a.W : a.B + a.n0;
     const WindowGeometry g{a.I, a.J, a.B, a.W, a.n0, delay, static_cast<int>(k),
-                           static_cast<int>(l)};
-    window_count_kernel<<<blocks_for(a.I * a.J), kThreads, 0, stream>>>(
-        counts.data_ptr<int64_t>(), Rows{source_ring.const_data_ptr<uint8_t>(), sbits, sbytes},
-        Rows{target_ring.const_data_ptr<uint8_t>(), tbits, tbytes}, g, seen_ptr, seen);
+                           static_cast<int>(l), math::ceil_div(longest, math::kWordBits)};
+    const int64_t sx = int64_t(1) << l, sy = int64_t(1) << (k + 1);
+    at::Tensor streams = at::empty({2 * (a.I * sx + a.J * sy) * g.maxw},
+                                   source.options().dtype(at::kLong));
+    uint64_t* xs = reinterpret_cast<uint64_t*>(streams.data_ptr<int64_t>());
+    uint64_t* ys = xs + 2 * a.I * sx * g.maxw;
+    window_streams_kernel<<<blocks_for(32 * 2 * (a.I + a.J) * g.maxw), kThreads, 0, stream>>>(
+        Rows{source_ring.const_data_ptr<uint8_t>(), sbits, sbytes},
+        Rows{target_ring.const_data_ptr<uint8_t>(), tbits, tbytes}, g, seen_ptr, seen, xs, ys);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    window_count_kernel<<<blocks_for(a.I * a.J * sx * sy), kThreads, 0, stream>>>(
+        counts.data_ptr<int64_t>(), g, seen_ptr, seen, xs, ys);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   const int64_t keep = a.B < a.W ? a.B : a.W;
