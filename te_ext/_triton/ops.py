@@ -30,8 +30,12 @@ from . import codegen, dispatch, kernels
 
 def _as_3d(x: Tensor) -> Tensor:
     x = x if x.dim() == 3 else x.unsqueeze(0)
-    # bool -> uint8 is a view (same bytes); Triton then loads plain bytes.
-    return x.view(torch.uint8) if x.dtype == torch.bool else x
+    if x.dtype != torch.bool:
+        return x
+    # bool -> uint8: eagerly a view (same bytes), so Triton loads plain bytes. Inductor (torch
+    # 2.11, the H200 run of 2026-12-04) cannot lower view(dtype) of a bool tensor ("torch.bool
+    # is not supported by torch.iinfo"): traced, it is a conversion, which it fuses.
+    return x.to(torch.uint8) if _tracing() else x.view(torch.uint8)
 
 
 # (device, stream) -> the largest table built there; a few entries, so short-lived streams
