@@ -1,6 +1,6 @@
 """Build te_ext: the C++/CUDA op library (te_ext._C) and the Python package.
 
-Environment switches (see README "Building"):
+Environment switches (see docs/building.md):
   TE_EXT_CPU_ONLY=1         never build the CUDA kernels
   FORCE_CUDA=1              build them even where auto-detection says no (error if impossible)
   CUDA_HOME=...             the toolkit; defaults to /usr/local/cuda when it holds nvcc
@@ -10,7 +10,7 @@ Environment switches (see README "Building"):
                             lent GPU machine, must not fail the build over a new warning)
 
 After building, scripts/check_libstdcxx.sh checks that the extension links libstdc++
-dynamically; the build fails if it does not (see README "Building").
+dynamically; the build fails if it does not (see docs/building.md).
 """
 
 import glob
@@ -98,7 +98,7 @@ def _extension():
         # libstdc++ explicitly and dynamically: before the compiler driver's own -lstdc++,
         # so a toolchain that defaults to -static-libstdc++ (e.g. a GCC 13 under /opt/gcc)
         # still resolves it from the shared library torch uses. A private static copy breaks
-        # every formatted error message (README "Building"); the post-build check catches
+        # every formatted error message (docs/building.md); the post-build check catches
         # a toolchain that only has libstdc++.a.
         extra_link_args=["-fopenmp", "-Wl,-Bdynamic", "-lstdc++"],
         **kwargs,

@@ -3,7 +3,7 @@
 // Every function here is HOST_DEVICE: the CPU kernels call exactly these, so
 // the CPU test-suite exercises the arithmetic that the GPU runs.
 //
-// Vocabulary (see README "Definitions"):
+// Vocabulary (see docs/ops.md, "Definitions"):
 //  * a series is packed LSB-first into 64-bit words, bit t = value at time t;
 //  * an observation n (n0 <= n < T) has a target state
 //        ystate = (y[n] << k) | ypast,   ypast = sum_{m<k} y[n-1-m] 2^m

@@ -8,7 +8,7 @@
 # Either means a private copy of libstdc++ inside the .so. Its locale facets are numbered
 # by its own counter while std::num_put<char>::id binds (STB_GNU_UNIQUE) to the system
 # copy that torch already numbered: every formatted error message (c10::str of a number)
-# then loses its text (GCC 12) or crashes the process (GCC 13). See README "Building".
+# then loses its text (GCC 12) or crashes the process (GCC 13). See docs/building.md.
 #
 # Usage: scripts/check_libstdcxx.sh [extension.so ...]   (default: te_ext/_C*.so)
 set -uo pipefail

@@ -65,7 +65,7 @@ class StreamingJointCounts:
         # window is "deferred": its kernel records them in this int64 status tensor (which also
         # holds the device's sample counter, so a captured CUDA graph replays correct steps),
         # and check() (blocking) or poll() (not blocking) raise the same ValueError. The TE of
-        # a window that recorded one is NaN. See README "Training on a GPU without syncs".
+        # a window that recorded one is NaN. See docs/gpu.md, "Training on a GPU without syncs".
         self._status = torch.zeros(8, dtype=torch.int64, device=device)
         self._deferred = device.type == "cuda"
         self._thresholds: Tuple[Optional[float], Optional[float]] = (None, None)

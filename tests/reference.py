@@ -1,6 +1,6 @@
 """Independent plain-numpy plug-in estimator of transfer entropy, and test series.
 
-Written from the definitions in README "Definitions", not from the C++ code, so
+Written from the definitions in docs/ops.md "Definitions", not from the C++ code, so
 that the tests compare two separate implementations of the contract:
 
 * series are time-major ``[T, n]`` or ``[R, T, n]``; replicates are pooled and

@@ -1,4 +1,4 @@
-"""Independent numpy reference for the statistics ops, from the README definitions.
+"""Independent numpy reference for the statistics ops, from the definitions in docs/ops.md and docs/statistics.md.
 
 Pooled observations q = 0 .. R*(T-n0)-1 run replicate by replicate, in time order.
 """

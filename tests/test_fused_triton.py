@@ -314,12 +314,13 @@ def test_heuristic_table(tmp_path, monkeypatch):
 def test_no_table_means_no_fused_kernel(monkeypatch, tmp_path):
     monkeypatch.delenv("TE_EXT_FUSED", raising=False)
     monkeypatch.delenv("TE_EXT_GPU_HEURISTIC", raising=False)
-    monkeypatch.setattr(heuristic, "RESULTS", tmp_path)
     monkeypatch.setattr(heuristic, "PACKAGED", tmp_path / "tables")
+    heuristic._shipped.cache_clear()
     assert heuristic.table_path() is None
     assert heuristic.table_path("NVIDIA H200") is None
     assert not heuristic.prefer_fused(8192, 8192, 8191, 1, 1)
     assert heuristic.measured_tiles(1, 1) is None
+    heuristic._shipped.cache_clear()
 
 
 def _fake_gpu(monkeypatch, name):
@@ -329,33 +330,42 @@ def _fake_gpu(monkeypatch, name):
 def test_table_is_found_per_gpu_model(monkeypatch, tmp_path):
     monkeypatch.delenv("TE_EXT_FUSED", raising=False)
     monkeypatch.delenv("TE_EXT_GPU_HEURISTIC", raising=False)
-    results, packaged = tmp_path / "results", tmp_path / "tables"
-    results.mkdir()
+    packaged = tmp_path / "tables"
     packaged.mkdir()
-    monkeypatch.setattr(heuristic, "RESULTS", results)
     monkeypatch.setattr(heuristic, "PACKAGED", packaged)
+    heuristic._shipped.cache_clear()
     rule = lambda n: {"k": 1, "l": 1, "min_pairs": n, "min_obs": 1}  # noqa: E731
-    # Two records in the checkout: the newest is another model's, so the H200's older one wins.
-    (results / "gpu-heuristic-2026-01-01_000000.json").write_text(
+    (packaged / "gpu-heuristic-nvidia-h200.json").write_text(
         json.dumps({"device": "NVIDIA H200", "fused": [rule(100)]}))
-    (results / "gpu-heuristic-2026-02-01_000000.json").write_text(
-        json.dumps({"device": "NVIDIA A100-SXM4-80GB", "fused": [rule(200)]}))
     assert heuristic.table_slug("NVIDIA A100-SXM4-80GB") == "nvidia-a100-sxm4-80gb"
     _fake_gpu(monkeypatch, "NVIDIA H200")
-    assert heuristic.table_path("NVIDIA H200").name == "gpu-heuristic-2026-01-01_000000.json"
+    assert heuristic.table_path("NVIDIA H200").name == "gpu-heuristic-nvidia-h200.json"
     assert heuristic.prefer_fused(10, 10, 5, 1, 1, "cuda")
     assert not heuristic.prefer_fused(9, 10, 5, 1, 1, "cuda")
     _fake_gpu(monkeypatch, "NVIDIA H100 80GB HBM3")  # no table for this model: never fused
     assert not heuristic.prefer_fused(8192, 8192, 8191, 1, 1, "cuda")
-    # The packaged table (what a wheel install has) comes before the checkout's records.
-    (packaged / "gpu-heuristic-nvidia-h100-80gb-hbm3.json").write_text(json.dumps(
-        {"device": "NVIDIA H100 80GB HBM3", "fused": [rule(50)],
+    (packaged / "gpu-heuristic-nvidia-a100.json").write_text(json.dumps(
+        {"device": "NVIDIA A100", "fused": [rule(50)],
          "tiles": [{"k": 1, "l": 1, "block_i": 64, "block_j": 32, "block_k": 128, "num_warps": 4}]}))
+    _fake_gpu(monkeypatch, "NVIDIA A100")
     assert heuristic.prefer_fused(50, 1, 5, 1, 1, "cuda")
     assert heuristic.measured_tiles(1, 1, "cuda")["block_k"] == 128
     assert heuristic.measured_tiles(2, 1, "cuda") is None
     _fake_gpu(monkeypatch, None)  # a CPU tensor: no model, no table
     assert not heuristic.prefer_fused(8192, 8192, 8191, 1, 1, "cpu")
+    heuristic._shipped.cache_clear()
+
+
+def test_the_package_never_reads_the_checkout():
+    # Layers look down: the library finds tables in its own package data only.
+    source = (ROOT / "te_ext" / "_triton" / "heuristic.py").read_text()
+    assert '"bench"' not in source and "parents[" not in source
+
+
+def test_shipped_h200_table_never_chooses_the_fused_kernel():
+    # Measured on an H200 (2026-12-04): the fused kernel lost at every shape to the C++ path.
+    table = json.loads((ROOT / "te_ext" / "_triton" / "tables" / "gpu-heuristic-nvidia-h200.json").read_text())
+    assert table["device"] == "NVIDIA H200" and table["fused"] == []
 
 
 @pytest.mark.parametrize("tiles,match", [

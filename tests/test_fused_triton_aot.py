@@ -118,3 +118,15 @@ def test_split_launch_kernels_compile_within_the_spill_budget():
         assert aot.ptxas_usage(epilogue.asm["ptx"], 90)["spill_store_bytes"] == 0, (k, l)
         marginals = aot.compile_marginals_for(90, k, l)
         assert aot.ptxas_usage(marginals.asm["ptx"], 90)["spill_store_bytes"] <= 64, (k, l)
+
+
+@pytest.mark.parametrize("cc,k,l,dtype", [(90, 2, 2, torch.float64), (90, 1, 3, torch.float64),
+                                          (80, 1, 1, torch.bool), (90, 2, 1, torch.float16)])
+def test_shared_memory_model_matches_the_compiled_kernel(cc, k, l, dtype):
+    # dispatch declines a call from geometry.shared_bytes before any launch: the model must be
+    # what Triton allocates (metadata.shared), or a launch it lets through raises OutOfResources.
+    from te_ext._triton import aot, geometry
+
+    kernel, t = aot.compile_for(cc, k, l, dtype, threshold=dtype != torch.bool)
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    assert geometry.shared_bytes(k, l, itemsize, t) == kernel.metadata.shared

@@ -2,7 +2,7 @@
 
 A private static copy of libstdc++ in te_ext/_C*.so truncates every message that formats
 a number (GCC 12) or crashes the process inside std::ostream::_M_insert (GCC 13); see
-README "Building" and scripts/check_libstdcxx.sh. Each case runs in a child process, so
+docs/building.md and scripts/check_libstdcxx.sh. Each case runs in a child process, so
 a crash fails this test instead of taking pytest down.
 """
 

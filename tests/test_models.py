@@ -153,8 +153,8 @@ def test_presets_markdown_matches_code():
 
 
 def _readme_presets_block() -> str:
-    """The README's preset table and its TE-settings line: the block after "The presets"."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    """The training guide's preset table and its TE-settings line: the block after "The presets"."""
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text(encoding="utf-8")
     lines = readme.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("The presets"))
     first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("| preset"))
@@ -162,8 +162,8 @@ def _readme_presets_block() -> str:
     return "\n".join(lines[first:last + 1])
 
 
-def test_readme_preset_table_is_presets_markdown():
-    # models.py says the README shows this exact table: hold it to that.
+def test_docs_preset_table_is_presets_markdown():
+    # models.py says the training guide shows this exact table: hold it to that.
     block = _readme_presets_block()
     assert block.count("\n| `") == len(PRESETS)
     assert block == presets_markdown()

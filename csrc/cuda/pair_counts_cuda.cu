@@ -87,7 +87,7 @@ at::Tensor unpack_bits(const at::Tensor& onehot) {
   return out;
 }
 
-// Size heuristic (not yet tuned on a GPU; see README "GPU status"): the int8
+// Size heuristic (not yet tuned on a GPU; see docs/gpu.md): the int8
 // GEMM wins once both operands have many rows and the series is long, since it
 // then runs at tensor-core rate while the popcount kernel is bound by integer
 // throughput. It is exact: products are 0/1 and int32 accumulation holds any

@@ -1,4 +1,4 @@
-"""The fused Triton kernel for CUDA ``transfer_entropy`` (README "Fused GPU GEMM (Triton)").
+"""The fused Triton kernel for CUDA ``transfer_entropy`` (docs/gpu.md, "The fused Triton kernel").
 
 ``dispatch`` (imported with te_ext; imports no triton) decides per call; ``ops`` registers
 ``te::_transfer_entropy_fused`` / ``te::_joint_counts_fused`` with ``torch.library.triton_op``;

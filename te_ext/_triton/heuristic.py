@@ -1,24 +1,25 @@
 """When CUDA ``transfer_entropy`` takes the fused Triton kernel: a measured table, not a guess.
 
-The table is the JSON that ``scripts/gpu_bench_fused.py`` writes to
-``bench/results/gpu-heuristic-<date>.json`` after timing the popcount path against the fused
-kernel on a GPU. Its ``fused`` list holds rules ``{"k", "l", "min_pairs", "min_obs"[, "op"]}``:
-the fused kernel is used for that (k, l) when ``I * J >= min_pairs`` and the number of
-observations ``R * (T - n0) >= min_obs``; ``op`` is ``"transfer_entropy"`` (the default) or
+The table is the JSON that ``scripts/gpu_bench_fused.py`` records after timing the C++ path
+against the fused kernel on a GPU, shipped into the package with ``--install-from``. Its
+``fused`` list holds rules ``{"k", "l", "min_pairs", "min_obs"[, "op"]}``: the fused kernel is
+used for that (k, l) when ``I * J >= min_pairs`` and the number of observations
+``R * (T - n0) >= min_obs``; ``op`` is ``"transfer_entropy"`` (the default) or
 ``"joint_counts"``, timed separately (the counts epilogue writes 2^(k+l+1) int64 per pair).
 
 A table holds for the GPU model that measured it (its ``device``, as
 ``torch.cuda.get_device_name`` spells it). Where it comes from, first found wins:
 
-1. ``TE_EXT_GPU_HEURISTIC=<path to such a JSON>``, whatever its device;
+1. ``TE_EXT_GPU_HEURISTIC=<path to such a JSON>``, whatever its device (a fresh record from
+   the benchmark, before it is shipped);
 2. the table shipped in the package for this GPU model,
    ``te_ext/_triton/tables/gpu-heuristic-<model>.json`` (``<model>``: ``table_slug`` of the
-   device name), so a wheel install finds it;
-3. the newest ``bench/results/gpu-heuristic-*.json`` of the source checkout the package runs
-   from whose ``device`` is this GPU model (a run of the benchmark not yet copied into the
-   package);
-4. none: the **documented default is never to take the fused kernel**, since nothing has
-   measured it on this GPU model (the existing CUDA path stays what runs).
+   device name);
+3. none: the **documented default is never to take the fused kernel**, since nothing has
+   measured it on this GPU model (the C++ path stays what runs).
+
+The package reads nothing outside itself: a record in a checkout's ``bench/results`` counts
+only once installed (or named by ``TE_EXT_GPU_HEURISTIC``).
 
 ``TE_EXT_FUSED=1`` takes the fused kernel wherever it applies (and raises where it cannot:
 ``dispatch.choose``) and ``TE_EXT_FUSED=0`` never
@@ -34,22 +35,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 PACKAGED = Path(__file__).resolve().parent / "tables"
 
 
 def table_slug(device_name: str) -> str:
     """File-name form of a GPU model: "NVIDIA H200" -> "nvidia-h200"."""
     return re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")
-
-
-@lru_cache(maxsize=None)
-def _device_of(path: str) -> Optional[str]:
-    try:
-        with open(path) as f:
-            return json.load(f).get("device")
-    except (OSError, ValueError):
-        return None
 
 
 def table_path(device_name: Optional[str] = None) -> Optional[Path]:
@@ -59,29 +50,13 @@ def table_path(device_name: Optional[str] = None) -> Optional[Path]:
         return Path(explicit)
     if device_name is None:
         return None
-    # Looked up on every CUDA call: the search is cached, and a directory's mtime in the key
-    # (it changes when a file is added, removed or renamed there) keeps the cache honest for
-    # a benchmark run or an install that writes a new table while the process lives.
-    return _find(device_name, str(PACKAGED), str(RESULTS), _mtime(PACKAGED), _mtime(RESULTS))
-
-
-def _mtime(path: Path) -> Optional[int]:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
+    return _shipped(device_name)
 
 
 @lru_cache(maxsize=64)
-def _find(device_name: str, packaged: str, results: str, packaged_mtime, results_mtime):
-    shipped = Path(packaged) / f"gpu-heuristic-{table_slug(device_name)}.json"
-    if shipped.is_file():
-        return shipped
-    found = sorted(Path(results).glob("gpu-heuristic-*.json")) if results_mtime is not None else []
-    for path in reversed(found):  # names sort by date: newest first
-        if _device_of(str(path)) == device_name:
-            return path
-    return None
+def _shipped(device_name: str) -> Optional[Path]:
+    path = PACKAGED / f"gpu-heuristic-{table_slug(device_name)}.json"
+    return path if path.is_file() else None
 
 
 OPS = ("transfer_entropy", "joint_counts")

@@ -4,7 +4,7 @@ Moldovan, Caţaron & Andonie (Entropy 2021 23(9):1218) publish the fully connect
 layers, learning rates, batch sizes and TE windows of their networks but not every
 convolution detail. :data:`PRESETS` holds the published numbers and, in each preset's
 ``notes``, what we chose where the paper is silent. :func:`presets_markdown` renders
-the same table for the README, so code and docs cannot drift apart.
+the same table for docs/training.md, so code and docs cannot drift apart.
 
 Every model built by :func:`build_model` has an attribute ``te_layer``: the last
 ``nn.Linear``, whose input is the ReLU output of the layer before it (so the TE source
@@ -246,7 +246,7 @@ def build_model(name: str) -> nn.Module:
 
 
 def presets_markdown() -> str:
-    """A markdown table of :data:`PRESETS` (the README shows this exact table)."""
+    """A markdown table of :data:`PRESETS` (docs/training.md shows this exact table)."""
     cols: Sequence[Tuple[str, Callable[[Preset], str]]] = (
         ("preset", lambda p: f"`{p.name}`"),
         ("input", lambda p: "×".join(str(x) for x in (p.input_shape[1], p.input_shape[2],
