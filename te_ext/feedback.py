@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ._checks import check_int, check_window
 from ._ops import transfer_entropy_pairs
-from .stats import check_estimator, estimate_te, estimator_config
+from .feedback_measures import check_estimator, check_measure, estimate, feedback_config
 from .window import StreamingJointCounts
 
 __all__ = ["TEFeedback"]
@@ -78,6 +78,11 @@ class TEFeedback:
     ``pair_fraction < 1``); ``"effective"`` about ``surrogates + 1`` ``transfer_entropy``
     calls over the window, since the surrogates need the window's series, not its counts.
 
+    ``measure``: what fills the slot, ``"te"`` (default) or one of the paper's ablations,
+    ``"mi"`` (mutual information of the same binary series), ``"phi"`` (their absolute φ
+    correlation) and ``"te_shifted"`` (TE of the source circularly shifted by half the window:
+    the same marginals, no timing); see :mod:`te_ext.feedback_measures`.
+
     ``pair_fraction < 1`` computes TE only for a seeded random subset of pairs, with
     :func:`te_ext.transfer_entropy_pairs` over the window at each refresh (the paper's
     overhead/accuracy trade-off); the other pairs get T = 0.
@@ -102,7 +107,7 @@ class TEFeedback:
                  target_transform: Union[None, str, Callable[[Tensor], Tensor]] = None,
                  rule: str = "paper", pair_fraction: float = 1.0, k: int = 1, l: int = 1,
                  delay: int = 1, seed: int = 0, estimator: str = "plugin",
-                 surrogates: int = 16) -> None:
+                 surrogates: int = 16, measure: str = "te") -> None:
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
         if rule not in _RULES:
@@ -137,6 +142,7 @@ class TEFeedback:
 
         self.linear, self.rule, self.every, self.seed = linear, rule, every, seed
         self.estimator, self.surrogates = check_estimator(estimator, surrogates)
+        self.measure = check_measure(measure, estimator, float(pair_fraction))
         # The surrogate p-values of the last refresh ("effective" estimator only), else None.
         self.p_values: Optional[Tensor] = None
         self.window_size, self.k, self.l, self.delay = window, k, l, delay
@@ -211,10 +217,11 @@ class TEFeedback:
     # ---- TE ------------------------------------------------------------------------------
     def _refresh(self) -> None:
         self.refreshes += 1
-        if self.rule == "paper" and self.estimator == "plugin" and self.pairs is None:
+        default = self.estimator == "plugin" and self.measure == "te"
+        if self.rule == "paper" and default and self.pairs is None:
             self._refresh_in_place()
             return
-        te = (self._compute_te() if self.estimator == "plugin" else estimate_te(self)).to(torch.float32)
+        te = (self._compute_te() if default else estimate(self)).to(torch.float32)
         if self.rule == "paper":
             self._grad_scale = (1.0 + te).t().contiguous()
         else:
@@ -286,7 +293,7 @@ class TEFeedback:
         return {"window": self.window_size, "every": self.every, "rule": self.rule,
                 "source_threshold": self.source_threshold, "target_threshold": self.target_threshold,
                 "pair_fraction": self.pair_fraction, "k": self.k, "l": self.l, "delay": self.delay,
-                "seed": self.seed, **estimator_config(self)}
+                "seed": self.seed, **feedback_config(self)}
 
     def state_dict(self) -> Dict[str, Any]:
         """Everything needed to resume exactly: the window, its counts, T and the step."""

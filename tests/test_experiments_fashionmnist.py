@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import inspect
 import json
 import os
 import struct
@@ -254,40 +253,29 @@ def test_parse_arms_list():
         parse_arms(" , ")
 
 
-@pytest.mark.parametrize("estimator", ["effective", "analytic"])
-def test_estimator_arms_need_teffeedback_support(monkeypatch, estimator):
-    monkeypatch.setattr(arms_mod, "estimator_supported", lambda: False)
-    with pytest.raises(ArmError, match="needs TEFeedback estimator support"):
-        parse_arm(f"te:paper:{estimator}")
-    # The default estimator needs no support: it is what TEFeedback already does.
-    assert parse_arm("te:paper:plugin").te_kwargs({"rule": "authors_code"}) == {"rule": "paper"}
-
-
-def test_estimator_arms_work_once_teffeedback_takes_the_keyword(monkeypatch):
-    class FutureFeedback:
-        def __init__(self, linear, *, window=512, estimator="plugin"):
-            pass
-
-    monkeypatch.setattr(arms_mod, "TEFeedback", FutureFeedback)
-    assert arms_mod.estimator_supported()
+def test_estimator_arms_pass_the_keyword():
+    assert parse_arm("te:paper:plugin").te_kwargs({"rule": "authors_code"}) == \
+        {"rule": "paper", "estimator": "plugin"}
     arm = parse_arm("te:paper:effective")
     assert arm.te_kwargs({"rule": "authors_code", "window": 500}) == \
         {"rule": "paper", "window": 500, "estimator": "effective"}
 
 
-def test_estimator_support_matches_this_build():
-    has = "estimator" in inspect.signature(arms_mod.TEFeedback).parameters
-    assert arms_mod.estimator_supported() == has
+@pytest.mark.parametrize("text, measure, deep", [
+    ("mi", "mi", False), ("phi:paper", "phi", False), ("te_shifted:paper:plugin", "te_shifted", False),
+    ("te_deep", "te", True), ("te_deep:authors_code:analytic", "te", True)])
+def test_ablation_arms(text, measure, deep):
+    arm = parse_arm(text)
+    kw = arm.te_kwargs({"window": 500})
+    assert kw.get("measure", "te") == measure
+    assert (kw.get("layers") == arms_mod.ALL_LINEAR) == deep
+    assert "measure" not in parse_arm("te").te_kwargs({})  # te's settings stay as they were
 
 
-def test_cli_rejects_estimator_arms_until_supported(tmp_path, capsys):
-    if arms_mod.estimator_supported():
-        pytest.skip("this TEFeedback takes estimator=: the arm is accepted")
-    with pytest.raises(SystemExit) as info:
-        train.main(["--quiet", "--dataset", "synthetic", "--arms", "baseline,te:paper:effective",
-                    "--out", str(tmp_path)])
-    assert info.value.code == 2
-    assert "needs TEFeedback estimator support" in capsys.readouterr().err
+@pytest.mark.parametrize("text", ["mi:paper:analytic", "phi:paper:effective", "te_shifted:paper:analytic"])
+def test_ablation_arms_refuse_other_estimators(text):
+    with pytest.raises(ArmError, match="plugin estimator only"):
+        parse_arm(text)
 
 
 def test_file_stem_is_safe_and_distinct():

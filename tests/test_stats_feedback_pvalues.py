@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from te_ext.feedback_measures import surrogate_seed
 from te_ext import TEFeedback, significance
 from te_ext.experiments.diagnostics import TEDiagnostics
 
@@ -32,7 +33,7 @@ def test_effective_estimator_exposes_p_values_of_its_refresh():
     assert torch.equal(grid, grid.round()) and bool(((grid >= 0) & (grid <= 9)).all())
     # The same window and seed through significance() give the same p-values.
     src, tgt = fb.window.window_series()
-    seed = (fb.seed * 1_000_003 + fb.steps) % (2 ** 63)
+    seed = surrogate_seed(fb.seed, fb.steps)
     res = significance(src.view(torch.bool), tgt.view(torch.bool), surrogates=9, seed=seed)
     assert torch.equal(res.p_value, fb.p_values)
     fb.remove()

@@ -263,3 +263,41 @@ def test_window_check_uses_available_memory(tmp_path, capsys, monkeypatch):
     rc = train.main(["--quiet", "--dataset", "synthetic", "--arms", "baseline", "--window", "64",
                      "--epochs", "1", "--out", str(tmp_path / "m")])
     assert rc == 0
+
+
+def test_eval_train_records_the_papers_metric(tmp_path):
+    # --eval-train: train_acc is eval-mode accuracy over the whole training split (the seed
+    # paper's "validation" set is its training set), train_acc_running the mini-batches' mean.
+    rc, out = _run(tmp_path, "et", "--dataset", "digits", "--arms", "baseline", "--epochs", "3",
+                   "--limit-train", "300", "--eval-train")
+    assert rc == 0
+    res = _results(out)
+    assert res["config"]["eval_train"] is True
+    for e in res["runs"][0]["epochs"]:
+        assert 0 <= e["train_acc"] <= 1 and 0 <= e["train_acc_running"] <= 1
+        assert e["train_acc"] * 300 == round(e["train_acc"] * 300)  # a count over 300 samples
+    summary = res["summary"]["baseline"]
+    assert "epochs_to_train_target" in summary
+    with open(os.path.join(out, "results.csv")) as f:
+        assert {"train_acc", "train_acc_running"} <= set(next(csv.reader(f)))
+    rc, plain = _run(tmp_path, "plain", "--dataset", "digits", "--arms", "baseline", "--epochs",
+                     "3", "--limit-train", "300")
+    # Measuring the training split changes nothing that is trained.
+    assert _metrics(_results(plain)) == _metrics(res)
+    assert "train_acc" not in _results(plain)["runs"][0]["epochs"][0]
+
+
+def test_deep_arm_puts_feedback_on_every_linear_and_resumes_exactly(tmp_path):
+    args = ["--dataset", "digits", "--arms", "te_deep", "--limit-train", "300", *ACTIVE_TE]
+    rc, full = _run(tmp_path, "full", *args, "--epochs", "3")
+    assert rc == 0
+    ck = load_checkpoint(os.path.join(full, "checkpoints", "te_deep-seed0.pt"))
+    (hidden,) = ck["te_feedback_extra"]  # digits: Linear 128->64, then the classifier 64->10
+    assert hidden["te"].shape == (128, 64) and float(hidden["te"].max()) > 0
+    assert ck["te_feedback"]["te"].shape == (64, 10)
+    rc, part = _run(tmp_path, "part", *args, "--epochs", "2")
+    rc, part = _run(tmp_path, "part", *args, "--epochs", "3", "--resume")
+    assert rc == 0 and _metrics(_results(part)) == _metrics(_results(full))
+    rc, te = _run(tmp_path, "te", "--dataset", "digits", "--arms", "te", "--limit-train", "300",
+                  "--epochs", "3", *ACTIVE_TE)
+    assert _metrics(_results(te))[0][2] != _metrics(_results(full))[0][2]  # the hidden layer counts

@@ -1,13 +1,23 @@
 """``te-train``'s arm names: ``NAME[:RULE[:ESTIMATOR]]``.
 
-* ``baseline``: plain SGD, no TE feedback (takes no rule or estimator).
-* ``te``: SGD with :class:`te_ext.TEFeedback` using the preset's settings (its rule, the
-  paper's, unless ``--rule`` overrides it) and the default estimator.
+* ``baseline``: plain SGD, no feedback (takes no rule or estimator).
+* ``te``: SGD with :class:`te_ext.TEFeedback` on the classifier (the last Linear) using the
+  preset's settings (its rule, the paper's, unless ``--rule`` overrides it).
 * ``te:RULE``: the same with ``RULE`` (``paper`` or ``authors_code``), whatever ``--rule`` says.
 * ``te:RULE:ESTIMATOR``: also with ``TEFeedback(estimator=ESTIMATOR)`` (``plugin``,
-  ``analytic``, ``effective``). Estimators other than the default ``plugin`` need a
-  ``TEFeedback`` that takes an ``estimator`` keyword; until then they are refused with a
-  clear message, and they work as soon as it does (checked on its signature, not a version).
+  ``analytic``, ``effective``).
+* The paper's ablations, each in the same update slot with the same window and binarisation
+  (:mod:`te_ext.feedback_measures`):
+
+  * ``mi``: the mutual information of the same binary series;
+  * ``phi``: their absolute φ correlation;
+  * ``te_shifted``: the shuffled control, TE of the source circularly shifted by half the
+    window (the same marginals, no timing);
+  * ``te_deep``: TE feedback on every Linear of the classifier (every pair of adjacent fully
+    connected layers, the flattened features included), not just the last.
+
+  ``mi``, ``phi`` and ``te_shifted`` take a RULE and the ``plugin`` estimator only;
+  ``te_deep`` takes a RULE and an ESTIMATOR like ``te``.
 
 An arm keeps its name as given everywhere (results, CSV, plots, summaries); checkpoint
 file names use :func:`file_stem`, which replaces ``:`` (not allowed on every filesystem).
@@ -15,23 +25,24 @@ file names use :func:`file_stem`, which replaces ``:`` (not allowed on every fil
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ..feedback import TEFeedback
+__all__ = ["ArmError", "Arm", "parse_arm", "parse_arms", "file_stem", "NAMES", "RULES",
+           "ESTIMATORS", "MEASURES", "ALL_LINEAR"]
 
-__all__ = ["ArmError", "Arm", "parse_arm", "parse_arms", "file_stem", "RULES", "ESTIMATORS",
-           "estimator_supported"]
-
-NAMES = ("baseline", "te")
+# NAME -> the TEFeedback measure it puts in the slot (None: no feedback)
+MEASURES = {"baseline": None, "te": "te", "mi": "mi", "phi": "phi", "te_shifted": "te_shifted",
+            "te_deep": "te"}
+NAMES = tuple(MEASURES)
 RULES = ("paper", "authors_code")
 ESTIMATORS = ("plugin", "analytic", "effective")
-DEFAULT_ESTIMATOR = "plugin"
+# The value of the "layers" key of an arm's settings that puts feedback on every Linear.
+ALL_LINEAR = "all_linear"
 
 
 class ArmError(ValueError):
-    """An arm name that does not follow ``NAME[:RULE[:ESTIMATOR]]`` or cannot run here."""
+    """An arm name that does not follow ``NAME[:RULE[:ESTIMATOR]]``."""
 
 
 @dataclass(frozen=True)
@@ -40,26 +51,24 @@ class Arm:
     te: bool                         # whether it trains with TEFeedback
     rule: Optional[str] = None       # None: the preset's (or --rule's)
     estimator: Optional[str] = None  # None: TEFeedback's default
+    measure: Optional[str] = None    # what fills the slot; None for the baseline
+    deep: bool = False               # feedback on every Linear, not just the last
 
     def te_kwargs(self, defaults: dict) -> Optional[dict]:
-        """The ``TEFeedback`` keywords of this arm from the run's ``defaults``; None for a
-        baseline arm."""
+        """This arm's feedback settings from the run's ``defaults``: ``TEFeedback`` keywords,
+        plus ``"layers": ALL_LINEAR`` for a deep arm; None for a baseline arm."""
         if not self.te:
             return None
         kw = dict(defaults)
         if self.rule is not None:
             kw["rule"] = self.rule
-        if self.estimator is not None and estimator_supported():
+        if self.estimator is not None:
             kw["estimator"] = self.estimator
+        if self.measure != "te":
+            kw["measure"] = self.measure
+        if self.deep:
+            kw["layers"] = ALL_LINEAR
         return kw
-
-
-def estimator_supported() -> bool:
-    """Whether this build's ``TEFeedback`` takes an ``estimator`` keyword."""
-    try:
-        return "estimator" in inspect.signature(TEFeedback).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def parse_arm(text: str) -> Arm:
@@ -83,15 +92,13 @@ def parse_arm(text: str) -> Arm:
     if rule is not None and rule not in RULES:
         raise ArmError(f"bad arm {text!r}: unknown RULE {rule!r}; {grammar}")
     estimator = parts[2] if len(parts) > 2 else None
-    if estimator is not None:
-        if estimator not in ESTIMATORS:
-            raise ArmError(f"bad arm {text!r}: unknown ESTIMATOR {estimator!r}; {grammar}")
-        if estimator != DEFAULT_ESTIMATOR and not estimator_supported():
-            raise ArmError(f"arm {text!r} needs TEFeedback estimator support "
-                           f"(TEFeedback(..., estimator={estimator!r}), from the statistics "
-                           f"work), which this te_ext does not have yet; use 'te' or "
-                           f"'te:{rule}' for the plug-in estimator")
-    return Arm(text, te=True, rule=rule, estimator=estimator)
+    if estimator is not None and estimator not in ESTIMATORS:
+        raise ArmError(f"bad arm {text!r}: unknown ESTIMATOR {estimator!r}; {grammar}")
+    measure = MEASURES[name]
+    if measure != "te" and estimator not in (None, "plugin"):
+        raise ArmError(f"bad arm {text!r}: {name!r} takes the plugin estimator only")
+    return Arm(text, te=True, rule=rule, estimator=estimator, measure=measure,
+               deep=name == "te_deep")
 
 
 def parse_arms(text: str) -> List[Arm]:

@@ -23,7 +23,7 @@ __all__ = ["summarize", "summary_markdown", "write_csv", "plot_curves", "plot_te
 
 CSV_FIELDS = ("arm", "seed", "epoch", "train_loss", "test_acc", "seconds", "te_seconds",
               "cumulative_seconds", "te_median", "te_p99", "te_mean", "grad_scale_mean",
-              "te_frac_significant", "te_significance_alpha")
+              "te_frac_significant", "te_significance_alpha", "train_acc", "train_acc_running")
 
 
 def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -34,12 +34,12 @@ def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0}
 
 
-def _to_target(run: dict, target: float):
-    """(epochs, cumulative seconds) at the first epoch whose test accuracy >= target."""
+def _to_target(run: dict, target: float, key: str = "test_acc"):
+    """(epochs, cumulative seconds) at the first epoch whose ``key`` accuracy >= target."""
     elapsed = 0.0
     for rec in run["epochs"]:
         elapsed += rec["seconds"]
-        if rec["test_acc"] >= target:
+        if rec.get(key) is not None and rec[key] >= target:
             return rec["epoch"], elapsed
     return None, None
 
@@ -77,10 +77,16 @@ def summarize(runs: List[dict], arms: Sequence[str], target_acc: float) -> dict:
             if ep is not None:
                 reached[r["seed"]] = (ep, sec)
         final = {r["seed"]: r["epochs"][-1]["test_acc"] for r in mine}
+        # The seed paper's own metric (te-train --eval-train): accuracy on the training data.
+        train_reached = {r["seed"]: _to_target(r, target_acc, "train_acc")[0] for r in mine
+                         if any(e.get("train_acc") is not None for e in r["epochs"])}
+        train_reached = {s: e for s, e in train_reached.items() if e is not None}
+        has_train = any(e.get("train_acc") is not None for r in mine for e in r["epochs"])
         spe = {r["seed"]: float(np.mean([e["seconds"] for e in r["epochs"]])) for r in mine}
         tspe = [float(np.mean([e["te_seconds"] for e in r["epochs"]])) for r in mine]
         per_arm[arm] = {"final": final, "epochs": {s: v[0] for s, v in reached.items()},
-                        "seconds": {s: v[1] for s, v in reached.items()}, "spe": spe}
+                        "seconds": {s: v[1] for s, v in reached.items()}, "spe": spe,
+                        "train_epochs": train_reached}
         n = len([r for r in runs if r["arm"] == arm])
         summary[arm] = {
             "runs": n,
@@ -95,6 +101,9 @@ def summarize(runs: List[dict], arms: Sequence[str], target_acc: float) -> dict:
             "te_seconds_per_epoch": _mean_std(tspe),
             "time_per_epoch_ratio": None,
         }
+        if has_train:
+            summary[arm]["epochs_to_train_target"] = dict(
+                _mean_std(list(train_reached.values())), reached=len(train_reached), of=n)
     base = summary.get("baseline")
     for arm in arms:
         if base is None:
@@ -110,6 +119,9 @@ def summarize(runs: List[dict], arms: Sequence[str], target_acc: float) -> dict:
                 "seconds_to_target": _paired(pa["seconds"], pb["seconds"]),
                 "seconds_per_epoch": _paired(pa["spe"], pb["spe"]),
             }
+            if "epochs_to_train_target" in summary[arm]:
+                summary[arm]["vs_baseline"]["epochs_to_train_target"] = _paired(
+                    pa["train_epochs"], pb["train_epochs"])
     return summary
 
 
@@ -125,15 +137,21 @@ def _fmt(stat: dict, digits: int, counts: bool = False) -> str:
 
 def summary_markdown(summary: dict, target_acc: float) -> str:
     """The summary as a markdown table, then one line per paired comparison."""
+    train = any("epochs_to_train_target" in s for s in summary.values())
     lines = [
-        f"| arm | epochs to {target_acc:g} (reached) | seconds to {target_acc:g} (reached) "
+        f"| arm | epochs to {target_acc:g} (reached) | "
+        + (f"epochs to {target_acc:g} on train acc (reached) | " if train else "")
+        + f"seconds to {target_acc:g} (reached) "
         "| final test acc | s/epoch | TE s/epoch | time/epoch vs baseline |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|" + ("---|" if train else ""),
     ]
     for arm, s in summary.items():
         ratio = s["time_per_epoch_ratio"]
+        train_cell = ([_fmt(s["epochs_to_train_target"], 1, True)
+                       if "epochs_to_train_target" in s else "—"] if train else [])
         lines.append("| " + " | ".join([
-            arm, _fmt(s["epochs_to_target"], 1, True), _fmt(s["seconds_to_target"], 2, True),
+            arm, _fmt(s["epochs_to_target"], 1, True), *train_cell,
+            _fmt(s["seconds_to_target"], 2, True),
             _fmt(s["final_test_acc"], 4), _fmt(s["seconds_per_epoch"], 3),
             _fmt(s["te_seconds_per_epoch"], 3),
             "—" if ratio is None else f"{ratio:.3f}×"]) + " |")
@@ -144,7 +162,10 @@ def summary_markdown(summary: dict, target_acc: float) -> str:
         parts = []
         for key, label, d in (("final_test_acc", "final test acc", 4),
                               ("epochs_to_target", "epochs to target", 2),
+                              ("epochs_to_train_target", "epochs to target on train acc", 2),
                               ("seconds_to_target", "seconds to target", 3)):
+            if key not in vs:
+                continue
             c = vs[key]
             if c["n"] == 0:
                 parts.append(f"{label}: no seed comparable")

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..feedback import TEFeedback
-from .arms import ArmError, file_stem, parse_arms, te_settings
+from .arms import ALL_LINEAR, ArmError, file_stem, parse_arms, te_settings
 from .checkpoint import (CheckpointError, load_checkpoint, remove_stale_temps, rng_state,
                          save_checkpoint, set_rng_state, write_json)
 from .data import DATASETS, DatasetUnavailable, epoch_order, limit_train, load_dataset
@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoints in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-run lines")
+    p.add_argument("--eval-train", action="store_true",
+                   help="also record training-set accuracy every epoch (train_acc: eval mode over "
+                        "the whole training split after the epoch, which is what the seed "
+                        "paper's code reports as validation accuracy; train_acc_running: the "
+                        "mean accuracy of the epoch's mini-batches before their updates)")
     te = p.add_argument_group("TE feedback overrides (default: the preset's)")
     te.add_argument("--window", type=int, help="samples in the TE window (the paper's u)")
     te.add_argument("--source-threshold", type=float)
@@ -182,6 +187,7 @@ def _config(args, parser) -> dict:
                    "feedback, optimizer); evaluation and checkpointing excluded",
         "torch": torch.__version__,
         "threads": args.threads or preset.threads or torch.get_num_threads(),
+        "eval_train": bool(args.eval_train),
     }
 
 
@@ -231,6 +237,8 @@ class _Runner:
 
     def _signature(self, arm: str) -> dict:
         sig = {k: self.cfg[k] for k in _RESUME_KEYS}
+        if self.cfg.get("eval_train"):  # a resumed run must keep measuring what it measured
+            sig["eval_train"] = True
         if self.cfg["arm_te"][arm] is not None:
             sig["te"] = self.cfg["arm_te"][arm]
         return sig
@@ -287,9 +295,20 @@ class _Runner:
         opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                               weight_decay=cfg["weight_decay"])
         fb = diag = None
+        extra: List[TEFeedback] = []  # te_deep: feedback on the other Linear layers too
         if cfg["arm_te"][arm] is not None:
-            fb = TEFeedback(model.te_layer, **cfg["arm_te"][arm], seed=seed)
+            kw = dict(cfg["arm_te"][arm])
+            layers = kw.pop("layers", None)
+            fb = TEFeedback(model.te_layer, **kw, seed=seed)
             diag = TEDiagnostics(fb)
+            if layers == ALL_LINEAR:
+                # A hidden layer's targets are ReLU units, binarised as they are where they
+                # are sources (value > source_threshold); only the classifier's targets are
+                # its softmax against the paper's g.
+                hidden = dict(kw, target_transform=None,
+                              target_threshold=kw.get("source_threshold", 0.0))
+                extra = [TEFeedback(m, **hidden, seed=seed) for m in model.classifier
+                         if isinstance(m, torch.nn.Linear) and m is not model.te_layer]
         try:
             start = 0
             path = self.ckpt_path(arm, seed)
@@ -300,6 +319,12 @@ class _Runner:
                     opt.load_state_dict(state["optimizer"])
                     if fb is not None:
                         fb.load_state_dict(state["te_feedback"])
+                    saved = state.get("te_feedback_extra") or []
+                    if len(saved) != len(extra):
+                        raise ValueError(f"{len(saved)} extra TE feedback states for "
+                                         f"{len(extra)} layers")
+                    for f, st in zip(extra, saved):
+                        f.load_state_dict(st)
                     set_rng_state(state["rng"])
                 except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
                     raise CheckpointError(path, f"does not fit this run's model, optimizer or "
@@ -309,11 +334,13 @@ class _Runner:
                 start = state["epoch"]
                 del state  # its tensors, while this run trains
             for epoch in range(start, cfg["epochs"]):
-                loss, seconds, te_seconds = self._train_epoch(model, opt, fb, arm, seed, epoch,
-                                                              diag)
-                acc = self._evaluate(model)
+                loss, seconds, te_seconds, running = self._train_epoch(
+                    model, opt, [f for f in [fb, *extra] if f is not None], arm, seed, epoch, diag)
+                acc = self._evaluate(model, self.data.test)
+                trained = ({"train_acc": self._evaluate(model, self.data.train),
+                            "train_acc_running": running} if cfg.get("eval_train") else {})
                 record["epochs"].append({"epoch": epoch + 1, "train_loss": loss,
-                                         "test_acc": acc, "seconds": seconds,
+                                         "test_acc": acc, **trained, "seconds": seconds,
                                          "te_seconds": te_seconds,
                                          **(diag.end_epoch() if diag is not None else {})})
                 if not self.quiet:
@@ -323,18 +350,20 @@ class _Runner:
                     "epoch": epoch + 1, "epochs": record["epochs"],
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "te_feedback": None if fb is None else fb.state_dict(),
+                    "te_feedback_extra": [f.state_dict() for f in extra],
                     "rng": rng_state()})
                 self.write_results()
         except NonFiniteLoss as exc:
             record["error"] = str(exc)
             raise
         finally:
-            if fb is not None:
-                fb.remove()
+            for f in [fb, *extra]:
+                if f is not None:
+                    f.remove()
         if not self.quiet:
             self._report(record)
 
-    def _train_epoch(self, model, opt, fb, arm, seed, epoch, diag=None):
+    def _train_epoch(self, model, opt, fbs, arm, seed, epoch, diag=None):
         from tqdm import tqdm
 
         train, device, bs = self.data.train, self.device, self.cfg["batch_size"]
@@ -344,7 +373,8 @@ class _Runner:
             starts.pop()  # a batch of one breaks BatchNorm's training statistics
         model.train()
         total, seen = 0.0, 0
-        te0 = fb.seconds if fb is not None else 0.0
+        correct = torch.zeros((), dtype=torch.int64, device=device)  # no sync a step
+        te0 = sum(f.seconds for f in fbs)
         if diag is not None:
             diag.start_epoch(len(starts))
         # disable=None: no bar when stderr is not a terminal (a log file would fill with
@@ -363,11 +393,12 @@ class _Runner:
                     logits = model(xb)
                 except (ValueError, RuntimeError) as exc:
                     # TEFeedback refuses NaN activations before the loss could show them.
-                    if fb is not None and _diverged(model, xb):
+                    if fbs and _diverged(model, xb):
                         raise NonFiniteLoss(where.format(
                             f"the forward pass is no longer finite ({exc})")) from exc
                     raise
                 loss = F.cross_entropy(logits, yb)
+                correct += (logits.detach().argmax(1) == yb).sum()
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise NonFiniteLoss(where.format(f"loss is {value}"))
@@ -383,12 +414,12 @@ class _Runner:
             seconds = time.perf_counter() - t0
         finally:
             bar.close()
-        te_seconds = (fb.seconds - te0) if fb is not None else 0.0
-        return total / seen, seconds, te_seconds
+        te_seconds = sum(f.seconds for f in fbs) - te0
+        return total / seen, seconds, te_seconds, int(correct) / seen
 
     @torch.no_grad()
-    def _evaluate(self, model) -> float:
-        test = self.data.test
+    def _evaluate(self, model, test) -> float:
+        """Accuracy over a whole split in eval mode (TE feedback records nothing then)."""
         model.eval()
         correct = 0
         for s in range(0, len(test), 1000):
