@@ -21,10 +21,11 @@ Conventions shared by every op (the contract):
   (compared in double precision; a NaN input raises). If ``None``, the input must be bool
   or an integer dtype holding only 0 and 1.
 * Dtypes: the kernels read bool, uint8, int8, int16, int32, int64, float16, bfloat16,
-  float32 and float64. These functions also take uint16, uint32, uint64 and float8 series,
-  which they convert first (a copy; ``torch.ops.te.*`` itself raises TypeError for them).
-* ``k``, ``l``, ``delay`` must be ints; a bool raises TypeError here (the op schemas would
-  read ``True`` as 1).
+  float32 and float64. Every public function of te_ext also takes uint16, uint32, uint64 and
+  float8 series, which it converts first (a copy; ``torch.ops.te.*`` itself raises TypeError
+  for them): one preparation path, ``te_ext._prepare``.
+* ``k``, ``l``, ``delay`` must be ints; a bool raises TypeError in every public function
+  (the op schemas would read ``True`` as 1).
 """
 
 from __future__ import annotations
@@ -34,35 +35,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import _prepare
 from ._triton import dispatch as _fused
 
 __all__ = ["joint_counts", "te_from_counts", "transfer_entropy", "transfer_entropy_pairs"]
 
-# Series dtypes the kernels do not read, and what each becomes: without a threshold
-# (0/1 values, checked by the kernel after the conversion) and with one (compared in
-# double precision either way, so the conversion changes no result). A uint64 value of
-# 2^63 or more wraps to a negative int64: still rejected as "not 0/1", but named as that.
-_CONVERT_01 = {torch.uint16: torch.int32, torch.uint32: torch.int64, torch.uint64: torch.int64}
-_CONVERT_THRESHOLD = {torch.uint16: torch.int32, torch.uint32: torch.int64,
-                      torch.uint64: torch.float64}
-for _name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
-    if hasattr(torch, _name):  # float8 without a threshold stays: the kernel names it
-        _CONVERT_THRESHOLD[getattr(torch, _name)] = torch.float32
-
-
-def _series(x: Tensor, threshold: Optional[float]) -> Tensor:
-    if not isinstance(x, Tensor):
-        return x  # the op raises, naming the argument
-    wider = (_CONVERT_01 if threshold is None else _CONVERT_THRESHOLD).get(x.dtype)
-    return x if wider is None else x.to(wider)
-
-
-def _check_ints(op: str, **values) -> None:
-    for name, v in values.items():
-        if type(v) is bool:
-            raise TypeError(f"te.{op}: {name} must be an int, got bool ({v})")
-        if type(v) is int and not -2**63 <= v < 2**63:
-            raise ValueError(f"te.{op}: {name} = {v} does not fit in int64")
+_series = _prepare.series
+_check_ints = _prepare.ints
 
 
 def joint_counts(source: Tensor, target: Tensor, k: int = 1, l: int = 1, delay: int = 1,

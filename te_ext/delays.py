@@ -9,35 +9,14 @@ delay's source streams are word shifts of the packed source.
 
 from __future__ import annotations
 
-import numbers
 from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
+from . import _prepare
+
 __all__ = ["transfer_entropy_delays", "parse_delays"]
-
-
-def _delay_list(delays) -> list:
-    if isinstance(delays, Tensor):
-        if delays.dtype.is_floating_point or delays.dtype.is_complex or delays.dtype == torch.bool:
-            raise TypeError(f"delays must hold integers, got a tensor of dtype {delays.dtype}")
-        delays = delays.reshape(-1).tolist()
-    elif isinstance(delays, (numbers.Integral,)) and not isinstance(delays, bool):
-        delays = [delays]
-    elif isinstance(delays, (str, bytes)) or not hasattr(delays, "__iter__"):
-        raise TypeError(f"delays must be a sequence of ints, got {type(delays).__name__}")
-    out = []
-    for q, d in enumerate(delays):
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"delays must hold ints, got delays[{q}] = {d!r} "
-                            f"({type(d).__name__})")
-        if d < 1:
-            raise ValueError(f"delays must all be >= 1, got delays[{q}] = {int(d)}")
-        out.append(int(d))
-    if not out:
-        raise ValueError("delays must hold at least one delay, got none")
-    return out
 
 
 def transfer_entropy_delays(source: Tensor, target: Tensor,
@@ -52,13 +31,18 @@ def transfer_entropy_delays(source: Tensor, target: Tensor,
     replicates and ``threshold`` follow the other ops (see ``te_ext._ops``). ``T`` must
     exceed ``max(k, l - 1 + max(delays))``.
     """
-    return torch.ops.te.transfer_entropy_delays(source, target, _delay_list(delays), k, l,
+    _prepare.ints("transfer_entropy_delays", k=k, l=l)
+    scan = _prepare.delays(delays, longest=_prepare.length(source), l=l if isinstance(l, int) else 1)
+    return torch.ops.te.transfer_entropy_delays(_prepare.series(source, threshold),
+                                                _prepare.series(target, threshold), scan, k, l,
                                                 threshold)
 
 
-def parse_delays(spec: str) -> list:
-    """``"1:30"`` -> ``[1, ..., 30]`` (inclusive), ``"1:30:2"`` -> every 2nd, ``"3"`` -> ``[3]``,
-    ``"1,2,5"`` -> ``[1, 2, 5]``. Raises ValueError naming the text."""
+def parse_delays(spec: str) -> Sequence[int]:
+    """``"1:30"`` -> ``range(1, 31)`` (inclusive), ``"1:30:2"`` -> every 2nd, ``"3"`` -> ``[3]``,
+    ``"1,2,5"`` -> ``[1, 2, 5]``. A range stays lazy (``"1:100000000"`` costs nothing until a
+    scan reads it, and the scan stops at the first delay too long for its series). Raises
+    ValueError naming the text."""
     text = spec.strip()
     try:
         if ":" in text:
@@ -69,11 +53,11 @@ def parse_delays(spec: str) -> list:
             step = parts[2] if len(parts) == 3 else 1
             if step < 1 or hi < lo:
                 raise ValueError
-            out = list(range(lo, hi + 1, step))
+            out = range(lo, hi + 1, step)
         else:
             out = [int(p) for p in text.split(",")]
     except ValueError:
         raise ValueError(f"delays must look like 1:30, 1:30:2, 5 or 1,2,5, got {spec!r}") from None
-    if not out or min(out) < 1:
+    if len(out) == 0 or min(out) < 1:
         raise ValueError(f"delays must all be >= 1, got {spec!r}")
     return out

@@ -18,15 +18,17 @@ Works with gloo (CPU tensors) and NCCL (CUDA tensors: the series must be on this
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+import hashlib
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from . import _prepare
+from ._checks import check_int
 from ._ops import joint_counts, te_from_counts
 from ._ops import transfer_entropy as _transfer_entropy
-from .delays import _delay_list
 from .delays import transfer_entropy_delays as _transfer_entropy_delays
 
 __all__ = ["transfer_entropy", "transfer_entropy_delays", "pair_block", "time_rows",
@@ -38,6 +40,9 @@ Block = Tuple[int, int, int, int]
 def split_range(n: int, parts: int, index: int) -> Tuple[int, int]:
     """``[lo, hi)`` of part ``index`` when ``0 .. n-1`` is cut into ``parts`` contiguous pieces
     whose sizes differ by at most one (the first ``n % parts`` pieces are the longer ones)."""
+    check_int("n", n, 0)
+    check_int("parts", parts, 1)
+    check_int("index", index, 0, parts - 1)
     base, extra = divmod(n, parts)
     lo = index * base + min(index, extra)
     return lo, lo + base + (1 if index < extra else 0)
@@ -46,6 +51,9 @@ def split_range(n: int, parts: int, index: int) -> Tuple[int, int]:
 def pair_block(I: int, J: int, rank: int, world: int) -> Block:
     """The block ``(i0, i1, j0, j1)`` of the ``[I, J]`` matrix that ``rank`` of ``world``
     computes: the longer axis is split into ``world`` even pieces."""
+    check_int("I", I, 0)
+    check_int("J", J, 0)
+    _check_rank(rank, world)
     if I >= J:
         i0, i1 = split_range(I, world, rank)
         return i0, i1, 0, J
@@ -62,11 +70,71 @@ def time_rows(T: int, *, k: int = 1, l: int = 1, delay: int = 1, rank: int, worl
     """Rows ``[t0, t1)`` of a length-``T`` series that ``rank`` needs under ``shard="time"``:
     its share of the observations ``n0 .. T-1`` (``n0 = max(k, l - 1 + delay)``) plus the
     ``n0`` rows of history before the first one. A rank with no observations gets ``(t, t)``."""
+    check_int("T", T, 0)
+    for name, v in (("k", k), ("l", l), ("delay", delay)):
+        check_int(name, v, 1)
+    _check_rank(rank, world)
     n0 = _first_observation(k, l, delay)
     a, b = split_range(max(T - n0, 0), world, rank)
     if b <= a:
         return n0 + a, n0 + a
     return a, n0 + b
+
+
+def _check_rank(rank: int, world: int) -> None:
+    check_int("world", world, 1)
+    check_int("rank", rank, 0, world - 1)
+
+
+def _check_series(op: str, source, target) -> None:
+    """The shapes the sharding reads, refused with the op's own words before any narrowing."""
+    for name, x in (("source", source), ("target", target)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"te_ext.distributed.{op}: {name} must be a Tensor, got "
+                            f"{type(x).__name__}")
+        if x.dim() not in (2, 3):
+            raise ValueError(f"te_ext.distributed.{op}: {name} must be [T, n] or [R, T, n], got "
+                             f"shape {list(x.shape)}")
+        if x.numel() == 0:
+            raise ValueError(f"te_ext.distributed.{op}: {name} is empty (shape {list(x.shape)}); "
+                             f"every dimension must be at least 1")
+
+
+# What every rank must pass alike, in this order; a digest of each is compared before any work.
+_AGREED = ("op", "k", "l", "delay", "threshold", "shard", "total_length", "gather", "delays",
+           "source dtype", "target dtype", "source neurons", "target neurons", "replicates",
+           "rows")
+
+
+def _digest(value: Any) -> int:
+    return int.from_bytes(hashlib.sha256(repr(value).encode()).digest()[:7], "little")
+
+
+def _agree(group, backend: str, fields: dict) -> None:
+    """One small all-gather of a digest per argument; ValueError on every rank naming the first
+    argument that differs (ranks that disagreed would abort in gloo, hang until its timeout, or
+    compute a silently wrong matrix)."""
+    mine = torch.tensor([_digest(fields.get(name)) for name in _AGREED], dtype=torch.int64,
+                        device=_comm_device(backend))
+    world = dist.get_world_size(group)
+    every = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(every, mine, group=group)
+    for col, name in enumerate(_AGREED):
+        values = {int(t[col]) for t in every}
+        if len(values) > 1:
+            ranks = [r for r, t in enumerate(every) if int(t[col]) != int(mine[col])]
+            raise ValueError(f"te_ext.distributed.{fields['op']}: every rank must pass the same "
+                             f"{name}; this rank's ({fields.get(name)!r}) differs from rank(s) "
+                             f"{ranks}")
+
+
+def _fields(op, source, target, **args) -> dict:
+    time_sharded = args.get("shard") == "time"
+    return {"op": op, **args, "source dtype": str(source.dtype), "target dtype": str(target.dtype),
+            "source neurons": source.shape[-1], "target neurons": target.shape[-1],
+            # rows may differ per rank under total_length; replicates may not
+            "replicates": source.shape[0] if source.dim() == 3 else None,
+            "rows": None if time_sharded else source.shape[-2]}
 
 
 def _group_info(group) -> Tuple[int, int, str]:
@@ -172,18 +240,24 @@ def transfer_entropy(source: Tensor, target: Tensor, *, k: int = 1, l: int = 1, 
     sharding every rank ends with the whole matrix (``gather=False`` gives it with the block
     ``(0, I, 0, J)``); its memory is the ``[I, J, 2**(k+l+1)]`` int64 counts.
     """
+    if shard not in ("pairs", "time"):
+        raise ValueError(f"te_ext.distributed.transfer_entropy: shard must be 'pairs' or 'time', "
+                         f"got {shard!r}")
+    if shard == "pairs" and total_length is not None:
+        raise ValueError("te_ext.distributed.transfer_entropy: total_length applies to "
+                         "shard='time' only")
+    _prepare.ints("transfer_entropy", k=k, l=l, delay=delay)
+    _check_series("transfer_entropy", source, target)
+    _, _, backend = _group_info(group)
+    _agree(group, backend, _fields("transfer_entropy", source, target, k=k, l=l, delay=delay,
+                                   threshold=threshold, shard=shard, total_length=total_length,
+                                   gather=gather))
+    source, target = _prepare.series(source, threshold), _prepare.series(target, threshold)
     if shard == "pairs":
-        if total_length is not None:
-            raise ValueError("te_ext.distributed.transfer_entropy: total_length applies to "
-                             "shard='time' only")
         return _sharded_by_pairs(
             lambda s, t: _transfer_entropy(s, t, k, l, delay, threshold), source, target, group,
             gather)
-    if shard == "time":
-        return _sharded_by_time(source, target, k, l, delay, threshold, group, total_length,
-                                gather)
-    raise ValueError(f"te_ext.distributed.transfer_entropy: shard must be 'pairs' or 'time', "
-                     f"got {shard!r}")
+    return _sharded_by_time(source, target, k, l, delay, threshold, group, total_length, gather)
 
 
 def transfer_entropy_delays(source: Tensor, target: Tensor, delays, *, k: int = 1, l: int = 1,
@@ -192,7 +266,12 @@ def transfer_entropy_delays(source: Tensor, target: Tensor, delays, *, k: int = 
     """``te_ext.transfer_entropy_delays`` with the pairs sharded over ranks as in
     :func:`transfer_entropy` (``shard="pairs"``): float64 ``[D, I, J]`` on every rank, or
     ``(block [D, i1-i0, j1-j0], (i0, i1, j0, j1))`` with ``gather=False``."""
-    delays = _delay_list(delays)
+    _prepare.ints("transfer_entropy_delays", k=k, l=l)
+    _check_series("transfer_entropy_delays", source, target)
+    delays = _prepare.delays(delays, longest=source.shape[-2], l=l)
+    _, _, backend = _group_info(group)
+    _agree(group, backend, _fields("transfer_entropy_delays", source, target, k=k, l=l,
+                                   threshold=threshold, gather=gather, delays=delays))
     return _sharded_by_pairs(
         lambda s, t: _transfer_entropy_delays(s, t, delays, k=k, l=l, threshold=threshold),
         source, target, group, gather)

@@ -16,7 +16,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ._checks import check_int
+from . import _prepare
+from ._checks import check_history, check_int
 
 __all__ = ["SignificanceResult", "analytic_bias", "benjamini_hochberg", "local_transfer_entropy",
            "significance", "surrogate_permutations"]
@@ -106,6 +107,8 @@ def significance(source: Tensor, target: Tensor, *, surrogates: int = 1000, k: i
     check_int("seed", seed, 0)
     for name, value in (("k", k), ("l", l), ("delay", delay)):
         check_int(name, value, 1)
+    check_history("te.transfer_entropy_surrogates", k, l)
+    source, target = _prepare.series(source, threshold), _prepare.series(target, threshold)
     n_obs = _n_obs(source, target, k, l, delay)
     op = torch.ops.te.transfer_entropy_surrogates
     if n_obs is None:  # let the op name what is wrong with the series
@@ -144,7 +147,10 @@ def local_transfer_entropy(source: Tensor, target: Tensor, pairs: Tensor, *, k: 
     replicate. The mean over ``n`` equals :func:`te_ext.transfer_entropy` for that pair;
     it equals PyInform's ``transfer_entropy(x, y, k, local=True)`` for ``l = delay = 1``.
     """
-    return torch.ops.te.local_transfer_entropy(source, target, pairs, k, l, delay, threshold)
+    _prepare.ints("local_transfer_entropy", k=k, l=l, delay=delay)
+    return torch.ops.te.local_transfer_entropy(_prepare.series(source, threshold),
+                                               _prepare.series(target, threshold), pairs, k, l,
+                                               delay, threshold)
 
 
 def analytic_bias(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
@@ -160,6 +166,11 @@ def analytic_bias(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
     with ``B(.)`` the number of occupied (non-zero) bins of each marginal of the pair's
     histogram. A pair with no observations has bias 0. Returns float64 ``counts.shape[:-1]``.
     """
+    check_int("k", k, 1)
+    check_int("l", l, 1)
+    check_history("te_ext.stats.analytic_bias", k, l)  # before anything forms 2**(k+l+1)
+    if not isinstance(counts, Tensor):
+        raise TypeError(f"counts must be a Tensor, got {type(counts).__name__}")
     bins = 2 ** (k + l + 1)
     if counts.shape[-1] != bins:
         raise ValueError(f"counts' last dimension must be 2**(k+l+1) = {bins}, got {counts.shape[-1]}")

@@ -118,8 +118,35 @@ def test_bad_delays_reach_the_op_too():
 def test_series_too_short_for_the_largest_delay():
     x = torch.zeros(10, 2, dtype=torch.bool)
     te_ext.transfer_entropy_delays(x, x, [1, 9])  # T = 10 > n0 = 9
-    with pytest.raises(ValueError, match="too short.*delay=10.*need T > max"):
+    with pytest.raises(ValueError, match=r"delays\[1\] = 10 is too long for series of length "
+                                         r"T = 10 with l = 1 .*delay <= 9"):
         te_ext.transfer_entropy_delays(x, x, [1, 10])
+    with pytest.raises(ValueError, match="delay <= 8"):  # l = 2 needs one more row
+        te_ext.transfer_entropy_delays(x, x, [9], l=2)
+
+
+def test_huge_delay_ranges_stop_at_the_first_impossible_delay():
+    # Checked as the delays are read: range(1, 10**12) is refused at delay 10, not listed.
+    x = torch.zeros(10, 2, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"delays\[9\] = 10 is too long"):
+        te_ext.transfer_entropy_delays(x, x, range(1, 10**12))
+    assert te_ext.transfer_entropy_delays(x, x, range(1, 10)).shape == (9, 2, 2)
+    from te_ext.delays import parse_delays
+    assert isinstance(parse_delays("1:100000000"), range)  # lazy: costs nothing to parse
+
+
+@pytest.mark.parametrize("name", ["k", "l"])
+def test_bool_history_is_refused_like_everywhere(name):
+    x = torch.zeros(10, 2, dtype=torch.bool)
+    with pytest.raises(TypeError, match=f"{name} must be an int, got bool"):
+        te_ext.transfer_entropy_delays(x, x, [1], **{name: True})
+
+
+def test_unsigned_series_are_converted_like_everywhere(rng):
+    x = torch.from_numpy(random_series(rng, 60, 3))
+    y = torch.from_numpy(random_series(rng, 60, 2))
+    want = te_ext.transfer_entropy_delays(x, y, [1, 2])
+    assert torch.equal(te_ext.transfer_entropy_delays(x.to(torch.uint16), y.to(torch.uint32), [1, 2]), want)
 
 
 def test_other_bad_input_is_named():

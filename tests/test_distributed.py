@@ -108,3 +108,56 @@ def test_bad_shard_option():
         te_ext.distributed.transfer_entropy(x, x, shard="rows")
     with pytest.raises(ValueError, match="total_length applies to shard='time' only"):
         te_ext.distributed.transfer_entropy(x, x, total_length=20)
+
+
+def _disagreeing_worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    x, y = _data()
+    d = te_ext.distributed
+    cases = {  # each differs on rank 1 only; rank 0's value first
+        "k": lambda: d.transfer_entropy(x, y, k=1 + rank, shard="time"),
+        "shard": lambda: d.transfer_entropy(x, y, shard=("pairs", "time")[rank]),
+        "delay": lambda: d.transfer_entropy(x, y, delay=1 + rank),
+        "delays": lambda: d.transfer_entropy_delays(x, y, [1, 2 + rank]),
+        "threshold": lambda: d.transfer_entropy(x.float(), y.float(), threshold=0.2 + rank / 10),
+    }
+    out = {}
+    try:
+        for name, call in cases.items():
+            try:
+                call()
+                out[name] = "no error"
+            except ValueError as exc:
+                out[name] = str(exc)
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_that_disagree_raise_on_every_rank_naming_the_argument(tmp_path):
+    # Without the agreement, gloo aborted rank 0 (k, delays), both ranks hung for 30 minutes
+    # (shard) or every rank computed a silently wrong matrix (delay).
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    mp.start_processes(_disagreeing_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
+                       join=True, start_method="spawn")
+    for rank in (0, 1):
+        out = torch.load(tmp_path / f"rank{rank}.pt")
+        for name, message in out.items():
+            assert f"every rank must pass the same {name}" in message, (rank, name, message)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: time_rows(40, rank=3, world=2), ValueError, "rank must be <= 1"),
+    (lambda: time_rows(40, rank=0, world=0), ValueError, "world must be >= 1"),
+    (lambda: split_range(10, 0, 0), ValueError, "parts must be >= 1"),
+    (lambda: pair_block(4, 4, -1, 2), ValueError, "rank must be >= 0"),
+    (lambda: time_rows(40, k=True, rank=0, world=1), TypeError, "k must be an int"),
+    (lambda: te_ext.distributed.transfer_entropy(torch.zeros(5, 0, dtype=torch.bool),
+                                                 torch.zeros(5, 2, dtype=torch.bool)),
+     ValueError, "source is empty"),
+])
+def test_bad_distributed_arguments_are_named(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
