@@ -144,6 +144,6 @@ setup(
     cmdclass={"build_ext": BuildExtension},
     entry_points={"console_scripts": ["te-train = te_ext.experiments.train:main",
                                       "te-train-merge = te_ext.experiments.merge:main",
-                                      "te-matrix = te_ext.matrix:main"]},
+                                      "te-matrix = te_ext.recordings.cli:main"]},
     zip_safe=False,
 )

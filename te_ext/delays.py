@@ -58,6 +58,7 @@ def parse_delays(spec: str) -> Sequence[int]:
             out = [int(p) for p in text.split(",")]
     except ValueError:
         raise ValueError(f"delays must look like 1:30, 1:30:2, 5 or 1,2,5, got {spec!r}") from None
-    if len(out) == 0 or min(out) < 1:
+    # a range ascends: its first value is its least (min() would walk all of it)
+    if len(out) == 0 or (out[0] if isinstance(out, range) else min(out)) < 1:
         raise ValueError(f"delays must all be >= 1, got {spec!r}")
     return out

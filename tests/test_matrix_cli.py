@@ -13,6 +13,7 @@ import torch
 
 import te_ext
 from te_ext import matrix
+from te_ext.recordings.io import SafeOutput
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,7 +91,7 @@ def test_runs_as_module_and_console_script_entry(tmp_path):
     assert r.returncode == 0, r.stderr
     _check_output(out, x, [1, 3])
     with open(os.path.join(ROOT, "setup.py")) as f:
-        assert '"te-matrix = te_ext.matrix:main"' in f.read()
+        assert '"te-matrix = te_ext.recordings.cli:main"' in f.read()
 
 
 def test_example_recovers_planted_links(tmp_path, capsys):
@@ -142,7 +143,7 @@ def _bad_cases(tmp_path):
         ([spk, "--out", out], "needs --bin"),
         ([str(tmp_path / "nokeys.npz"), "--bin", "0.1", "--out", out],
          "missing spike_times, spike_neurons"),
-        ([spk, "--bin", "0.1", "--delays", "1:30", "--out", out], "too few for k=1"),
+        ([spk, "--bin", "0.1", "--delays", "1:30", "--out", out], "too long for series of length T = 5"),
         ([good, "--out", str(tmp_path / "no" / "such" / "dir.npz")], "no such directory"),
         ([good, "--out", str(tmp_path)], "it is a directory"),
         ([good, "--delays", "0:3", "--out", out], "delays must all be >= 1"),
@@ -192,7 +193,7 @@ def test_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(matrix.np, "savez", boom)
+    monkeypatch.setattr(SafeOutput, "commit", boom)
     assert matrix.main([str(tmp_path / "good.npy"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == f"te-matrix: error: cannot write {out}: No space left on device\n"
