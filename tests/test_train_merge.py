@@ -124,3 +124,64 @@ def test_first_seed_out_of_range_is_a_usage_error(tmp_path, capsys, first, seeds
                     "--first-seed", str(first)])
     assert exc.value.code == 2
     assert "--first-seed: invalid value" in capsys.readouterr().err
+
+
+def _valid_doc():
+    return {"config": {"arms": ["baseline", "te"], "arm_te": {"baseline": None, "te": {"window": 8}},
+                       "target_acc": 0.9, "dataset": "digits", "model": "digits", "epochs": 2,
+                       "torch": "x"},
+            "runs": [{"arm": "te", "seed": 0, "epochs": [
+                {"epoch": 1, "train_loss": 1.0, "test_acc": 0.5, "seconds": 1.0, "te_seconds": 0.1},
+                {"epoch": 2, "train_loss": 0.5, "test_acc": 0.8, "seconds": 1.0, "te_seconds": 0.1}]}]}
+
+
+def _mutations():
+    def m(fn):
+        doc = _valid_doc()
+        fn(doc)
+        return doc
+    deep = []
+    for _ in range(100000):
+        deep = [deep]
+    return [
+        ("arms is a string", m(lambda d: d["config"].update(arms="baseline")), "config.arms"),
+        ("arms empty", m(lambda d: d["config"].update(arms=[])), "config.arms"),
+        ("arms repeated", m(lambda d: d["config"].update(arms=["te", "te"])), "distinct"),
+        ("arm_te a list", m(lambda d: d["config"].update(arm_te=[])), "config.arm_te"),
+        ("arm_te missing an arm", m(lambda d: d["config"]["arm_te"].pop("te")), "no entry for arm 'te'"),
+        ("arm_te value a number", m(lambda d: d["config"]["arm_te"].update(te=3)), "config.arm_te['te']"),
+        ("target a string", m(lambda d: d["config"].update(target_acc="0.9")), "config.target_acc"),
+        ("target out of range", m(lambda d: d["config"].update(target_acc=7)), "config.target_acc"),
+        ("run's arm not listed", m(lambda d: d["runs"][0].update(arm="mi")), "runs[0].arm"),
+        ("run without seed", m(lambda d: d["runs"][0].pop("seed")), "runs[0].seed"),
+        ("seed a bool", m(lambda d: d["runs"][0].update(seed=True)), "runs[0].seed"),
+        ("test_acc a string", m(lambda d: d["runs"][0]["epochs"][1].update(test_acc="0.8")),
+         "runs[0].epochs[1].test_acc"),
+        ("test_acc above 1", m(lambda d: d["runs"][0]["epochs"][1].update(test_acc=8.0)),
+         "runs[0].epochs[1].test_acc"),
+        ("epochs a dict", m(lambda d: d["runs"][0].update(epochs={})), "runs[0].epochs"),
+        ("epoch numbers out of order", m(lambda d: d["runs"][0]["epochs"][1].update(epoch=5)),
+         "runs[0].epochs[1].epoch"),
+        ("runs an object", m(lambda d: d.update(runs={})), "runs must be a list"),
+        ("run a number", m(lambda d: d["runs"].append(3)), "runs[1] must be an object"),
+        ("seconds missing", m(lambda d: d["runs"][0]["epochs"][0].pop("seconds")),
+         "runs[0].epochs[0].seconds"),
+        ("a top-level list", [1, 2], "a JSON object"),
+        ("deeply nested", {"config": deep, "runs": []}, "nested too deeply"),
+    ]
+
+
+@pytest.mark.parametrize("name,doc,match", _mutations(), ids=[c[0] for c in _mutations()])
+def test_malformed_results_are_one_line_naming_the_field(tmp_path, capsys, name, doc, match):
+    path = tmp_path / "results.json"
+    if name == "deeply nested":
+        path.write_text('{"config": ' + "[" * 100000 + "]" * 100000 + ', "runs": []}')
+    else:
+        path.write_text(json.dumps(doc))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_valid_doc()))
+    assert merge.main([str(good), str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("te-train-merge: error: ") and err.count("\n") == 1, err
+    assert match in err, err
+    assert not (tmp_path / "out" / "results.json").exists()

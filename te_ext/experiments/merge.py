@@ -95,17 +95,85 @@ def _merge_runs(docs: Sequence[dict], names: Sequence[str]) -> List[dict]:
     return [run for run, _ in kept.values()]
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate(doc, name: str) -> None:
+    """MergeError naming the first field of ``doc`` that is not what te-train writes."""
+    def fail(where: str, expected: str, value) -> None:
+        shown = repr(value)
+        raise MergeError(f"{name}: {where} must be {expected}, got "
+                         f"{shown if len(shown) <= 60 else shown[:57] + '...'}")
+
+    if not isinstance(doc, dict):
+        fail("the file", "a JSON object (a te-train results.json)", type(doc).__name__)
+    for key in ("config", "runs"):
+        if key not in doc:
+            raise MergeError(f"{name} is not a te-train results.json: it has no {key!r}")
+    cfg = doc["config"]
+    if not isinstance(cfg, dict):
+        fail("config", "an object", cfg)
+    for key in ("arms", "arm_te", "target_acc"):
+        if key not in cfg:
+            raise MergeError(f"{name}: config has no {key!r}")
+    arms = cfg["arms"]
+    if not isinstance(arms, list) or not arms or not all(isinstance(a, str) for a in arms):
+        fail("config.arms", "a non-empty list of arm names", arms)
+    if len(set(arms)) != len(arms):
+        fail("config.arms", "a list of distinct names", arms)
+    if not isinstance(cfg["arm_te"], dict):
+        fail("config.arm_te", "an object", cfg["arm_te"])
+    for arm in arms:
+        if arm not in cfg["arm_te"]:
+            raise MergeError(f"{name}: config.arm_te has no entry for arm {arm!r}")
+        if cfg["arm_te"][arm] is not None and not isinstance(cfg["arm_te"][arm], dict):
+            fail(f"config.arm_te[{arm!r}]", "an object or null", cfg["arm_te"][arm])
+    if not _number(cfg["target_acc"]) or not 0 < cfg["target_acc"] <= 1:
+        fail("config.target_acc", "a number in (0, 1]", cfg["target_acc"])
+    if not isinstance(doc["runs"], list):
+        fail("runs", "a list", doc["runs"])
+    for r, run in enumerate(doc["runs"]):
+        at = f"runs[{r}]"
+        if not isinstance(run, dict):
+            fail(at, "an object", run)
+        if run.get("arm") not in arms:
+            fail(f"{at}.arm", f"one of config.arms {arms}", run.get("arm"))
+        seed = run.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            fail(f"{at}.seed", "an integer >= 0", seed)
+        if "error" in run and not isinstance(run["error"], str):
+            fail(f"{at}.error", "a string", run["error"])
+        epochs = run.get("epochs")
+        if not isinstance(epochs, list):
+            fail(f"{at}.epochs", "a list", epochs)
+        for e, rec in enumerate(epochs):
+            where = f"{at}.epochs[{e}]"
+            if not isinstance(rec, dict):
+                fail(where, "an object", rec)
+            if rec.get("epoch") != e + 1 or isinstance(rec.get("epoch"), bool):
+                fail(f"{where}.epoch", f"{e + 1} (epochs count from 1, in order)", rec.get("epoch"))
+            for key in ("train_loss", "test_acc", "seconds", "te_seconds"):
+                if not _number(rec.get(key)):
+                    fail(f"{where}.{key}", "a number", rec.get(key))
+            for key in ("test_acc", "train_acc", "train_acc_running"):
+                v = rec.get(key)
+                if v is not None and (not _number(v) or not 0 <= v <= 1):
+                    fail(f"{where}.{key}", "a number in [0, 1]", v)
+            if rec["seconds"] < 0 or rec["te_seconds"] < 0:
+                fail(f"{where}.seconds", "non-negative", (rec["seconds"], rec["te_seconds"]))
+            for key, v in rec.items():
+                if key not in ("epoch",) and v is not None and not _number(v):
+                    fail(f"{where}.{key}", "a number or null", v)
+
+
 def merge_results(docs: Sequence[dict], names: Sequence[str]) -> dict:
     """The merged ``{"config", "runs", "summary"}`` of te-train ``results.json`` contents
     ``docs`` (``names`` label them in errors and in ``config["merged_from"]``)."""
     if not docs:
         raise MergeError("no results to merge")
     for doc, name in zip(docs, names):
-        if (not isinstance(doc, dict) or not {"config", "runs"} <= set(doc)
-                or not isinstance(doc["config"], dict)
-                or not {"arms", "arm_te", "target_acc"} <= set(doc["config"])):
-            raise MergeError(f"{name} is not a te-train results.json (it needs 'config' with "
-                             f"'arms', 'arm_te' and 'target_acc', and 'runs')")
+        validate(doc, name)
     _check_same_config(docs, names)
     arms, arm_te = _merge_arms(docs, names)
     runs = _merge_runs(docs, names)
@@ -134,13 +202,19 @@ def write_merged(out: str, merged: dict) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="te-train-merge",
         description="Merge te-train results.json files of one experiment whose seeds or arms "
                     "ran in separate --out directories.")
     p.add_argument("results", nargs="+", help="te-train results.json files")
     p.add_argument("--out", required=True, help="directory for the merged results and figures")
     return p
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit status 2, not argparse's usage block
+        print(f"te-train-merge: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -153,6 +227,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     docs.append(json.load(f))
             except (OSError, ValueError) as exc:
                 raise MergeError(f"cannot read {path}: {exc}") from None
+            except RecursionError:
+                raise MergeError(f"cannot read {path}: nested too deeply to be a te-train "
+                                 f"results.json") from None
         merged = merge_results(docs, args.results)
         write_merged(args.out, merged)
     except (MergeError, OSError) as exc:
