@@ -105,6 +105,14 @@ def _extension():
     )
 
 
+def _version():
+    """te_ext/_version.py's __version__, read as text (importing te_ext needs the built _C)."""
+    import re
+
+    with open(os.path.join(ROOT, "te_ext", "_version.py")) as f:
+        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+
 _BuildExtBase = cpp_extension.BuildExtension.with_options(use_ninja=True)
 
 
@@ -126,7 +134,7 @@ class BuildExtension(_BuildExtBase):
 
 setup(
     name="te_ext",
-    version="0.1.0",
+    version=_version(),
     description="Transfer entropy between binary time series as fast torch ops (CPU + CUDA), "
     "and TE-modulated training",
     packages=find_packages(include=["te_ext", "te_ext.*"]),

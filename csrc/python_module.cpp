@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/popcount_cpu.h"
+#include "stats_plan.h"
 #include "te_plan.h"
 #include "window_plan.h"
 
@@ -53,6 +54,21 @@ int64_t check_series(const Described& source, const Described& target, int64_t k
 
 void check_pairs(const Described& pairs, const at::Device& device, const std::string& op) {
   te::check_pairs_shape(info(pairs), device, op.c_str());
+}
+
+// The statistics ops' checks on descriptions: the series (plan_series), the pairs when listed,
+// and the permutations against the plan's pooled observations. Returns n_obs.
+int64_t check_statistics(const Described& source, const Described& target,
+                         const std::optional<Described>& pairs,
+                         const std::optional<Described>& permutations, int64_t k, int64_t l,
+                         int64_t delay, std::optional<double> threshold, const std::string& op) {
+  const te::TensorInfo s = info(source);
+  const te::SeriesPlan p = te::plan_series(s, info(target), k, l, delay, threshold, op.c_str());
+  if (pairs.has_value()) te::check_pairs_shape(info(*pairs), s.device, op.c_str());
+  if (permutations.has_value()) {
+    te::stats::check_permutations_shape(info(*permutations), p, s.device, op.c_str());
+  }
+  return p.nobs;
 }
 
 int64_t check_counts(const Described& counts, int64_t k, int64_t l, const std::string& op) {
@@ -107,6 +123,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("_check_series", &check_series, "plan_series's checks; returns the bins per pair.");
   m.def("_check_pairs", &check_pairs, "The metadata checks of pairs.");
   m.def("_check_counts", &check_counts, "check_counts; returns the bins per pair.");
+  m.def("_check_statistics", &check_statistics,
+        "The statistics ops' checks of series, pairs and permutations; returns n_obs.");
   m.def("_check_window", &check_window, "window_append_'s argument checks.");
   m.def("_check_window_seen", &check_window_seen,
         "window_append_'s type check of seen (a Scalar in the schema, so a bool reaches it).");

@@ -24,7 +24,7 @@ from .stats import (SignificanceResult, benjamini_hochberg, local_transfer_entro
                     surrogate_permutations)
 from .window import StreamingJointCounts
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = [
     "SignificanceResult",
@@ -53,20 +53,3 @@ def build_info() -> Dict[str, Any]:
     ``cpu_kernels_available``.
     """
     return dict(_C.build_info())
-
-
-# The paper application moved to te_ext.experiments; its old top-level names stay for one
-# release as deprecated aliases, imported lazily so that `import te_ext` stays the op library.
-_MOVED_TO_EXPERIMENTS = ("PRESETS", "Preset", "build_model", "load_dataset", "presets_markdown")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_EXPERIMENTS:
-        import warnings
-
-        from . import experiments
-
-        warnings.warn(f"te_ext.{name} moved to te_ext.experiments.{name}; the old name will be "
-                      "removed in te_ext 0.3", DeprecationWarning, stacklevel=2)
-        return getattr(experiments, name)
-    raise AttributeError(f"module 'te_ext' has no attribute {name!r}")

@@ -6,7 +6,10 @@ The bounds are the ops' own: ``check_history`` and ``check_memory`` call the C++
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence, Tuple
+
+import numpy as np
 
 import torch
 
@@ -18,8 +21,9 @@ _INT64_MAX = 2**63 - 1
 def check_int(name: str, value: Any, lo: int, hi: int = _INT64_MAX) -> int:
     """``value`` as an int in [lo, hi] (hi: int64's largest by default, what the ops take);
     TypeError for a non-int (bool included), else ValueError."""
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)  # numpy integers, as every public function takes them
     if value < lo:
         raise ValueError(f"{name} must be >= {lo}, got {value}")
     if value > hi:
@@ -66,3 +70,10 @@ def check_window(owner: str, num_source: int, num_target: int, window: int, k: i
                  f"int64 counts (k={k}, l={l})"),
     ], device)
     return n0
+
+
+def usable_memory(device) -> int:
+    """Bytes a request may take on ``device`` now: the one memory probe of te_ext (the C++
+    ``usable_memory_bytes``: /proc/meminfo, cgroup limits, RLIMIT_AS, the CUDA driver), 7/8 of
+    what is available."""
+    return int(_C._usable_memory_bytes(torch.device(device)))

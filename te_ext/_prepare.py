@@ -17,6 +17,7 @@ from __future__ import annotations
 import numbers
 from typing import Iterable, List, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -46,7 +47,7 @@ def series(x, threshold: Optional[float]):
 def ints(op: str, **values) -> None:
     """Refuses a bool (TypeError) or an int outside int64 (ValueError) among ``values``."""
     for name, v in values.items():
-        if type(v) is bool:
+        if isinstance(v, (bool, np.bool_)):
             raise TypeError(f"te.{op}: {name} must be an int, got bool ({v})")
         if isinstance(v, numbers.Integral) and not _INT64[0] <= int(v) < _INT64[1]:
             raise ValueError(f"te.{op}: {name} = {int(v)} does not fit in int64")
@@ -86,5 +87,8 @@ def delays(values, *, longest: Optional[int] = None, l: int = 1,
 
 
 def length(x) -> Optional[int]:
-    """T of a ``[T, n]`` or ``[R, T, n]`` tensor; None for anything the op will refuse."""
-    return int(x.shape[-2]) if isinstance(x, Tensor) and x.dim() in (2, 3) else None
+    """T of a ``[T, n]`` or ``[R, T, n]`` tensor; None for anything the op will refuse with its
+    own message (another rank, an empty series)."""
+    if not isinstance(x, Tensor) or x.dim() not in (2, 3) or x.numel() == 0:
+        return None
+    return int(x.shape[-2])

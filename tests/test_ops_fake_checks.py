@@ -182,3 +182,77 @@ def test_compile_refuses_what_the_op_refuses():
                        fullgraph=True, backend="eager")
     with pytest.raises(Exception, match=r"k \(target history length\) must be >= 1"):
         fn(b(50, 3), b(50, 4))
+
+
+# ---- the statistics ops' fakes: the same C++ checks (_C._check_statistics) -----------------
+
+def _stats_call(op, source, target, k=1, l=1, delay=1, threshold=None, pairs=None,
+                permutations=None):
+    dev = source.device
+    if op == "local_transfer_entropy":
+        pairs = torch.zeros(1, 2, dtype=torch.int64) if pairs is None else pairs
+        return torch.ops.te.local_transfer_entropy(source, target, pairs.to(dev), k, l, delay,
+                                                   threshold)
+    if permutations is None:
+        T = source.shape[-2] if source.dim() in (2, 3) else 1
+        n_obs = max(1, (source.shape[0] if source.dim() == 3 else 1) * (T - max(k, l - 1 + delay)))
+        permutations = torch.arange(n_obs).unsqueeze(0) if n_obs < 10**6 else torch.zeros(1, 1, dtype=torch.int64)
+    return torch.ops.te.transfer_entropy_surrogates(
+        source, target, permutations.to(dev), k, l, delay, threshold,
+        None if pairs is None else pairs.to(dev))
+
+
+STATS_CASES = {
+    "k=0": lambda: (b(50, 3), b(50, 4), dict(k=0)),
+    "k=100": lambda: (b(50, 3), b(50, 4), dict(k=100)),
+    "T mismatch": lambda: (b(50, 3), b(49, 4), {}),
+    "NaN threshold": lambda: (torch.zeros(50, 3), torch.zeros(50, 4), dict(threshold=float("nan"))),
+    "float without threshold": lambda: (torch.zeros(50, 3), b(50, 4), {}),
+    "1-d pairs": lambda: (b(50, 3), b(50, 4), dict(pairs=torch.zeros(2, dtype=torch.int64))),
+    "int32 pairs": lambda: (b(50, 3), b(50, 4), dict(pairs=torch.zeros(1, 2, dtype=torch.int32))),
+    "T too short": lambda: (b(3, 3), b(3, 4), dict(k=3)),
+}
+SURROGATE_CASES = {
+    "float permutations": lambda: (b(50, 3), b(50, 4), dict(permutations=torch.zeros(1, 49))),
+    "permutations of the wrong length": lambda: (b(50, 3), b(50, 4),
+                                                 dict(permutations=torch.zeros(1, 7, dtype=torch.int64))),
+    "1-d permutations": lambda: (b(50, 3), b(50, 4), dict(permutations=torch.zeros(49, dtype=torch.int64))),
+}
+
+
+def _raised(fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001
+        return type(exc), str(exc).splitlines()[0]
+    return None
+
+
+@pytest.mark.parametrize("op", ["local_transfer_entropy", "transfer_entropy_surrogates"])
+@pytest.mark.parametrize("case", list(STATS_CASES))
+def test_statistics_fakes_raise_like_the_kernels(op, case):
+    source, target, kw = STATS_CASES[case]()
+    cpu = _raised(lambda: _stats_call(op, source, target, **kw))
+    assert cpu is not None and cpu[0] in (ValueError, TypeError), cpu
+    kw_meta = {key: (v.to("meta") if isinstance(v, torch.Tensor) else v) for key, v in kw.items()}
+    meta = _raised(lambda: _stats_call(op, source.to("meta"), target.to("meta"), **kw_meta))
+    assert meta == cpu, (case, meta, cpu)
+
+
+@pytest.mark.parametrize("case", list(SURROGATE_CASES))
+def test_surrogate_fake_checks_permutations(case):
+    source, target, kw = SURROGATE_CASES[case]()
+    cpu = _raised(lambda: _stats_call("transfer_entropy_surrogates", source, target, **kw))
+    assert cpu is not None
+    meta = _raised(lambda: _stats_call("transfer_entropy_surrogates", source.to("meta"),
+                                       target.to("meta"),
+                                       permutations=kw["permutations"].to("meta")))
+    assert meta == cpu, (case, meta, cpu)
+
+
+def test_statistics_fake_k100_raises_under_compile():
+    x = b(50, 3)
+    fn = torch.compile(lambda s, t: torch.ops.te.local_transfer_entropy(
+        s, t, torch.zeros(1, 2, dtype=torch.int64), 100, 1, 1, None), fullgraph=True)
+    with pytest.raises(Exception, match="k \\+ l"):
+        fn(x, x)

@@ -1,49 +1,55 @@
-"""The op library stands alone: the paper application lives in te_ext.experiments, and the
-old import paths keep working for one release with a DeprecationWarning."""
+"""The op library stands alone: the apps (te_ext.experiments, te_ext.recordings) sit above it,
+and importing te_ext loads neither. The 0.1 aliases of the experiments' modules were removed
+in 0.2.0 (CHANGELOG.md)."""
 
+import ast
 import importlib
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
 import te_ext
-import te_ext.experiments as experiments
 
-MOVED_NAMES = ("PRESETS", "Preset", "build_model", "load_dataset", "presets_markdown")
-MOVED_MODULES = ("models", "data", "train", "results", "checkpoint")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+APPS = ("te_ext.experiments", "te_ext.recordings")
+LIBRARY = [p for p in (ROOT / "te_ext").rglob("*.py")
+           if not any(part in ("experiments", "recordings") for part in p.relative_to(ROOT / "te_ext").parts)
+           and p.name != "matrix.py"]  # the -m entry point of an app
 
 
-def test_import_te_ext_does_not_load_the_experiments():
+def test_import_te_ext_loads_no_app():
     code = ("import sys, te_ext; "
-            "print(sorted(m for m in sys.modules if m.startswith('te_ext.experiments')))")
+            "print(sorted(m for m in sys.modules if m.startswith(('te_ext.experiments', "
+            "'te_ext.recordings'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", MOVED_NAMES)
-def test_old_top_level_names_warn_and_alias(name):
-    assert name not in te_ext.__all__
-    with pytest.warns(DeprecationWarning, match=f"te_ext.experiments.{name}"):
-        value = getattr(te_ext, name)
-    assert value is getattr(experiments, name)
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_library_never_imports_an_app(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the file's package
+                pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-node.level])
+                base = f"{pkg}.{base}" if base else pkg
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        assert not any(n.startswith(APPS) for n in names), (path, names)
 
 
-@pytest.mark.parametrize("module", MOVED_MODULES)
-def test_old_module_paths_warn_and_alias(module):
-    sys.modules.pop(f"te_ext.{module}", None)
-    with pytest.warns(DeprecationWarning, match=f"te_ext.experiments.{module}"):
-        old = importlib.import_module(f"te_ext.{module}")
-    assert old is importlib.import_module(f"te_ext.experiments.{module}")
+@pytest.mark.parametrize("module", ["models", "data", "train", "results", "checkpoint"])
+def test_the_removed_aliases_are_gone(module):
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"te_ext.{module}")
+    assert not hasattr(te_ext, "PRESETS")
 
 
-def test_unknown_attribute_still_raises():
-    with pytest.raises(AttributeError, match="no_such_name"):
-        te_ext.no_such_name  # noqa: B018
-
-
-def test_python_dash_m_old_train_path_runs():
-    out = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-m", "te_ext.train",
-                          "--help"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "--dataset" in out.stdout
+def test_one_version():
+    assert te_ext.__version__ == "0.2.0"
+    assert 'version=_version()' in (ROOT / "setup.py").read_text()

@@ -133,11 +133,11 @@ def test_ctrl_c_keeps_a_valid_checkpoint_and_resume_finishes(tmp_path, monkeypat
     evaluate = train._Runner._evaluate
     calls = []
 
-    def interrupt_in_epoch_2(self, model):
+    def interrupt_in_epoch_2(self, model, split):
         calls.append(1)
         if len(calls) == 2:  # epoch 2 trained but not yet checkpointed
             raise KeyboardInterrupt
-        return evaluate(self, model)
+        return evaluate(self, model, split)
 
     monkeypatch.setattr(train._Runner, "_evaluate", interrupt_in_epoch_2)
     rc, part = _run(tmp_path, "part", *args, "--epochs", "3")
@@ -254,12 +254,12 @@ def test_oversized_window_is_refused_naming_the_flag(tmp_path, capsys):
 
 def test_window_check_uses_available_memory(tmp_path, capsys, monkeypatch):
     # 64 samples x 74 neurons = 4736 bytes: refused when only 8 kB are available.
-    monkeypatch.setattr(train, "_available_memory", lambda device: 8000)
+    monkeypatch.setattr(train, "usable_memory", lambda device: 8000)
     rc = train.main(["--quiet", "--dataset", "synthetic", "--window", "64", "--out",
                      str(tmp_path / "m")])
     (line,) = _error_lines(capsys)
     assert rc == 2 and "--window 64" in line and "available" in line
-    monkeypatch.setattr(train, "_available_memory", lambda device: 10_000)
+    monkeypatch.setattr(train, "usable_memory", lambda device: 10_000)
     rc = train.main(["--quiet", "--dataset", "synthetic", "--arms", "baseline", "--window", "64",
                      "--epochs", "1", "--out", str(tmp_path / "m")])
     assert rc == 0

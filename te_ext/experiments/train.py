@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..feedback import TEFeedback
+from .._checks import usable_memory
 from .arms import ALL_LINEAR, ArmError, file_stem, parse_arms, te_settings
 from .checkpoint import (CheckpointError, load_checkpoint, remove_stale_temps, rng_state,
                          save_checkpoint, set_rng_state, write_json)
@@ -474,19 +475,6 @@ def _prepare_out(out: str, quiet: bool) -> None:
                   f"write in {directory}", file=sys.stderr)
 
 
-def _available_memory(device: str) -> int:
-    if device == "cuda":
-        return int(torch.cuda.mem_get_info()[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def _window_error(cfg: dict) -> Optional[str]:
     """Why the TE window cannot fit in memory, naming --window; None if it can. Counted
     generously as the window's unpacked series (one byte a neuron a sample), which a refresh
@@ -494,7 +482,7 @@ def _window_error(cfg: dict) -> Optional[str]:
     with torch.device("meta"):
         layer = build_model(cfg["model"]).te_layer
     window, neurons = cfg["te"]["window"], layer.in_features + layer.out_features
-    need, avail = window * neurons, _available_memory(cfg["device"])
+    need, avail = window * neurons, usable_memory(cfg["device"])
     if need <= avail // 2:
         return None
     return (f"--window {window}: a window of {window} samples over the {neurons} neurons of "

@@ -66,33 +66,6 @@ def precision_at_true_count(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(labels[top].mean()) if len(top) else float("nan")
 
 
-def _plot_example(png: str, peak: np.ndarray, adj: np.ndarray, auc: float, prec: float) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    off = ~np.eye(len(adj), dtype=bool)
-    fig, ax = plt.subplots(1, 3, figsize=(12, 3.8))
-    ax[0].imshow(adj, cmap="Greys", interpolation="nearest")
-    ax[0].set_title(f"planted links ({int(adj.sum())})")
-    shown = np.where(off, peak, 0.0)
-    im = ax[1].imshow(shown, cmap="magma", interpolation="nearest",
-                      vmax=np.quantile(shown[off], 0.995))
-    ax[1].set_title("peak TE over delays (bits)")
-    fig.colorbar(im, ax=ax[1], fraction=0.046)
-    for a in ax[:2]:
-        a.set_xlabel("target j")
-        a.set_ylabel("source i")
-    bins = np.linspace(0, np.quantile(peak[off], 0.999), 60)
-    ax[2].hist(peak[off & ~adj], bins=bins, alpha=0.6, label="no link", log=True)
-    ax[2].hist(peak[off & adj], bins=bins, alpha=0.8, label="planted link", log=True)
-    ax[2].set_xlabel("peak TE (bits)")
-    ax[2].set_title(f"AUC {auc:.3f}, precision@{int(adj.sum())} {prec:.3f}")
-    ax[2].legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
-
-
 def plot_example(png: str, peak: np.ndarray, adj: np.ndarray, auc: float, prec: float) -> None:
     import matplotlib
     matplotlib.use("Agg")

@@ -29,6 +29,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._checks import usable_memory
+
 
 class InputError(Exception):
     """Bad input or output: reported as one line and exit code 2."""
@@ -37,24 +39,12 @@ class InputError(Exception):
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 
-# Memory a dense [T, N] bool raster may take before it is refused (the process also needs the
-# packed copy the op makes, and the blocks of TE).
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
-
-
 def check_fits_memory(nbytes: int, what: str) -> None:
-    avail = _available_memory()
-    if nbytes > avail * 3 // 4:
+    """InputError unless ``nbytes`` fit in the memory te_ext may use here (its one probe)."""
+    usable = usable_memory("cpu")
+    if nbytes > usable:
         raise InputError(f"{what} needs {nbytes / 2**30:.3g} GiB of memory, more than the "
-                         f"{avail / 2**30:.3g} GiB available (3/4 of it may be used)")
+                         f"{usable / 2**30:.3g} GiB usable here")
 
 
 def _kind(path: str) -> str:
