@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import _prepare
-from ._checks import check_history, check_int
+from ._checks import check_history, check_int, check_memory
 
 __all__ = ["SignificanceResult", "analytic_bias", "benjamini_hochberg", "local_transfer_entropy",
            "significance", "surrogate_permutations"]
@@ -64,7 +64,14 @@ def _n_obs(source: Tensor, target: Tensor, k: int, l: int, delay: int) -> Option
     return reps * (t - n0) if t > n0 and reps > 0 else None
 
 
-def _draw(g: torch.Generator, n_obs: int, m: int) -> Tensor:
+def _draw(g: torch.Generator, n_obs: int, m: int, owner: str = "surrogate_permutations") -> Tensor:
+    # Refused by name before the allocation (2**40 x 2**40 would otherwise overflow the size
+    # calculation, and a huge series would ask the host for tens of GB).
+    if m * n_obs >= 2**63 // 8:
+        raise ValueError(f"{owner}: {m} permutations of {n_obs} observations need "
+                         f"{m} x {n_obs} x 8 bytes, beyond int64")
+    check_memory(owner, [(m * n_obs * 8, f"{m} permutations of n_obs={n_obs} observations "
+                                         "(int64, on the host)")], torch.device("cpu"))
     out = torch.empty(m, n_obs, dtype=torch.int64)
     for s in range(m):
         torch.randperm(n_obs, generator=g, out=out[s])
@@ -121,7 +128,7 @@ def significance(source: Tensor, target: Tensor, *, surrogates: int = 1000, k: i
     done = 0
     while done < surrogates:
         m = min(chunk, surrogates - done)
-        perm = _draw(g, n_obs, m)
+        perm = _draw(g, n_obs, m, "te.transfer_entropy_surrogates")
         te, c, s1, s2 = op(source, target, perm.to(source.device), k, l, delay, threshold, pairs)
         if at_least is None:
             at_least, total, total_sq = c, s1, s2

@@ -259,3 +259,14 @@ def test_cuda_matches_cpu(rng, k, l, delay):
         differ = (a.p_value != b.p_value.cpu()).nonzero().tolist()
         assert not differ, [(q, a.te[tuple(q)].item(), a.p_value[tuple(q)].item(),
                              b.p_value[tuple(q)].item()) for q in differ[:5]]
+
+
+def test_huge_permutation_requests_are_refused_by_name():
+    with pytest.raises(ValueError, match="surrogate_permutations: 1099511627776 permutations"):
+        te_ext.surrogate_permutations(2**40, 2**40)
+    with pytest.raises(ValueError, match="surrogate_permutations: .*more than"):
+        te_ext.surrogate_permutations(2**36, 2)  # fits int64, not the host's memory
+    # significance on a huge (meta) series: refused before drawing a 64 GB permutation
+    x = torch.empty(2**33, 2, dtype=torch.bool, device="meta")
+    with pytest.raises(ValueError, match="te.transfer_entropy_surrogates: .*permutations"):
+        te_ext.significance(x, x, surrogates=3)
