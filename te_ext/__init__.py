@@ -21,7 +21,7 @@ from .delays import transfer_entropy_delays
 from . import distributed  # noqa: E402  (te_ext.distributed.transfer_entropy)
 from .feedback import TEFeedback
 from .stats import (SignificanceResult, benjamini_hochberg, local_transfer_entropy, significance,
-                    surrogate_permutations)
+                    signed_transfer_entropy, surrogate_permutations)
 from .window import StreamingJointCounts
 
 from ._version import __version__  # noqa: E402
@@ -35,6 +35,7 @@ __all__ = [
     "joint_counts",
     "local_transfer_entropy",
     "significance",
+    "signed_transfer_entropy",
     "surrogate_permutations",
     "te_from_counts",
     "distributed",

@@ -108,6 +108,11 @@ def test_example_recovers_planted_links(tmp_path, capsys):
         adj, peak = z["adjacency"], z["peak"]
         off = ~np.eye(len(adj), dtype=bool)
         assert np.isclose(matrix.roc_auc(peak[off], adj[off]), auc, atol=1e-4)
+        sign, link_sign, signed = z["sign"], z["link_sign"], z["signed_peak"]
+        assert (link_sign < 0).any() and (link_sign > 0).any()  # both kinds are planted
+        assert np.array_equal(sign, np.sign(signed))
+    sign_ok = float(text.split("sign (sorted local TE at the peak delay) right for ")[1].split("%")[0])
+    assert sign_ok >= 95.0, text  # the floor, over the planted links the TE finds
     assert (tmp_path / "ex.png").stat().st_size > 1000
 
 

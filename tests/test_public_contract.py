@@ -30,6 +30,7 @@ FUNCTIONS = {
     "transfer_entropy_delays": lambda s, t, k: te_ext.transfer_entropy_delays(s, t, [1, 2], k=k),
     "local_transfer_entropy": lambda s, t, k: te_ext.local_transfer_entropy(s, t, PAIRS.to(s.device), k=k),
     "significance": lambda s, t, k: te_ext.significance(s, t, surrogates=3, k=k, seed=1).p_value,
+    "signed_transfer_entropy": lambda s, t, k: te_ext.signed_transfer_entropy(s, t, k=k),
     "transfer_entropy[analytic]": lambda s, t, k: te_ext.transfer_entropy(
         s, t, k=k, bias_correction="analytic"),
 }
@@ -107,7 +108,7 @@ def test_every_public_function_is_in_the_table():
     covered = {n.split("[")[0] for n in FUNCTIONS} | set(COUNT_FUNCTIONS)
     series_or_counts = {"transfer_entropy", "joint_counts", "transfer_entropy_pairs",
                         "transfer_entropy_delays", "local_transfer_entropy", "significance",
-                        "te_from_counts"}
+                        "te_from_counts", "signed_transfer_entropy"}
     assert series_or_counts <= covered
     others = set(te_ext.__all__) - series_or_counts
     # the rest take no series: classes, p-values, permutations, the distributed namespace

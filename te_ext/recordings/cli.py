@@ -11,6 +11,9 @@ The output ``.npz`` holds:
 - ``delays [D]``;
 - ``peak [N, N]``: the maximum over delays;
 - ``peak_delay [N, N]``: the delay of the peak (the first on ties);
+- ``signed_peak [N, N]``: the sorted local TE (Kajiwara et al. 2021) at the peak delay,
+  positive for an excitatory link and negative for an inhibitory one, and ``sign [N, N]``
+  (int8: +1, -1, or 0 where it is exactly 0);
 - with ``--significance S``, ``p_value [N, N]``: the peak's p-value at its delay.
 
 The matrix is computed in blocks of source neurons, spread over the ranks under
@@ -35,10 +38,11 @@ import torch
 
 from .. import _prepare
 from ..delays import parse_delays
-from .example import example_network, precision_at_true_count, roc_auc
+from .example import (example_network, found_links, precision_at_true_count, roc_auc,
+                      sign_accuracy)
 from .io import (InputError, SafeOutput, check_fits_disk, check_fits_memory, check_output,
                  load_series)
-from .scan import BLOCK_BYTES, Ranks, block_size, delay_scan, peak_p_values
+from .scan import BLOCK_BYTES, Ranks, block_size, delay_scan, peak_p_values, peak_signed
 
 PROG = "te-matrix"
 MAX_EXAMPLE_NEURONS = 20_000  # its n x n link matrices live in memory
@@ -149,32 +153,37 @@ def compute_and_write(args, series: np.ndarray, out: str, ranks: Ranks, extra=No
                    peak_delay=peak_delay)
         if writer is None:
             return None
+        signed = peak_signed(x, peak_delay, k=k, l=l, block=block)
         arrays = {"delays": np.asarray(delays, dtype=np.int64), "peak": peak,
-                  "peak_delay": peak_delay, "k": np.int64(k), "l": np.int64(l)}
+                  "peak_delay": peak_delay, "signed_peak": signed.astype(dtype),
+                  "sign": np.sign(signed).astype(np.int8), "k": np.int64(k), "l": np.int64(l)}
         if args.significance is not None:
             arrays["p_value"] = peak_p_values(x, peak_delay, surrogates=args.significance, k=k,
                                               l=l, seed=args.seed)
         arrays.update(extra or {})
         writer.commit(**arrays)
-        return peak, peak_delay
+        return peak, peak_delay, signed
     finally:
         if writer is not None:
             writer.discard()
 
 
 def run_example(args, out: str, ranks: Ranks) -> None:
-    spikes, adj, link_delay = example_network(args.example_neurons, args.example_bins,
-                                              seed=args.seed)
+    spikes, adj, link_delay, link_sign = example_network(args.example_neurons, args.example_bins,
+                                                         seed=args.seed)
     n = spikes.shape[1]
     result = compute_and_write(args, spikes, out, ranks,
-                               extra={"adjacency": adj, "link_delay": link_delay})
+                               extra={"adjacency": adj, "link_delay": link_delay,
+                                      "link_sign": link_sign})
     if ranks.rank != 0:
         return
-    peak, peak_delay = result
+    peak, peak_delay, signed = result
     off = ~np.eye(n, dtype=bool)
     auc = roc_auc(peak[off], adj[off])
     prec = precision_at_true_count(peak[off], adj[off])
     delay_ok = float((peak_delay[adj] == link_delay[adj]).mean()) if adj.any() else float("nan")
+    found = found_links(peak, adj)  # the planted links among the #links highest peaks
+    sign_ok = sign_accuracy(signed, link_sign, found)
     png = os.path.splitext(out)[0] + ".png"
     from .example import plot_example
     plot_example(png, peak, adj, auc, prec)
@@ -183,6 +192,12 @@ def run_example(args, out: str, ranks: Ranks) -> None:
     print(f"peak TE over delays {args.delays}: ROC AUC {auc:.4f}, precision at "
           f"{int(adj.sum())} (the true number of links) {prec:.4f}, peak delay = planted delay "
           f"for {delay_ok:.1%} of the links")
+    exc, inh = link_sign > 0, link_sign < 0
+    print(f"sign (sorted local TE at the peak delay) right for {sign_ok:.1%} of the "
+          f"{int(found.sum())} planted links found ({int((link_sign[found] < 0).sum())} of "
+          f"them inhibitory); over all planted links: {sign_accuracy(signed, link_sign, exc):.1%} "
+          f"of {int(exc.sum())} excitatory, {sign_accuracy(signed, link_sign, inh):.1%} of "
+          f"{int(inh.sum())} inhibitory")
     print(f"wrote {out} and {png}")
 
 

@@ -10,31 +10,65 @@ import numpy as np
 
 def example_network(n: int = 200, bins: int = 20000, *, p_link: float = 0.015,
                     rate: float = 0.02, weight: Tuple[float, float] = (0.15, 0.35),
+                    inhibitory: float = 0.25, inhibition: Tuple[float, float] = (0.6, 0.95),
                     max_delay: int = 5, seed: int = 0):
-    """A spiking network with planted links: ``(spikes bool [bins, n], adjacency bool [n, n],
-    link_delay int [n, n])``. Each neuron fires with background probability ``rate`` per bin;
-    a link ``i -> j`` with delay ``d`` (1..``max_delay`` bins) and weight ``w`` makes a spike of
-    ``i`` at ``t - d`` raise ``j``'s firing probability at ``t`` by ``w``
-    (``p = 1 - (1 - rate) * prod(1 - w x_i[t - d])``). Links are drawn independently with
-    probability ``p_link``, no self-links."""
+    """A spiking network with planted excitatory and inhibitory links:
+    ``(spikes bool [bins, n], adjacency bool [n, n], link_delay int [n, n],
+    link_sign int8 [n, n])``.
+
+    - Each neuron fires with background probability ``rate`` per bin.
+    - Links are drawn independently with probability ``p_link``, with no self-links. A
+      fraction ``inhibitory`` of them is inhibitory.
+    - A link ``i -> j`` has a delay ``d`` of 1..``max_delay`` bins.
+    - An excitatory link of weight ``w`` (drawn from ``weight``) makes a spike of ``i`` at
+      ``t - d`` raise ``j``'s firing probability at ``t``:
+      ``p = 1 - (1 - rate) * prod(1 - w x_i[t - d])``.
+    - An inhibitory link of strength ``v`` (drawn from ``inhibition``) multiplies that
+      probability by ``1 - v``.
+    """
     rng = np.random.default_rng(seed)
     adj = rng.random((n, n)) < p_link
     np.fill_diagonal(adj, False)
     link_delay = np.where(adj, rng.integers(1, max_delay + 1, size=(n, n)), 0)
-    w = np.where(adj, rng.uniform(*weight, size=(n, n)), 0.0)
-    log_keep = np.log1p(-w)  # log(1 - w) per link
+    inhib = adj & (rng.random((n, n)) < inhibitory)
+    link_sign = np.where(adj, np.where(inhib, -1, 1), 0).astype(np.int8)
+    w = np.where(adj & ~inhib, rng.uniform(*weight, size=(n, n)), 0.0)
+    v = np.where(inhib, rng.uniform(*inhibition, size=(n, n)), 0.0)
+    log_keep = np.log1p(-w)   # log(1 - w) per excitatory link
+    log_pass = np.log1p(-v)   # log(1 - v) per inhibitory link
     spikes = np.zeros((bins, n), dtype=np.bool_)
     base = np.log1p(-rate)
     noise = rng.random((bins, n))
-    by_delay = [np.where(link_delay == d, log_keep, 0.0) for d in range(1, max_delay + 1)]
+    exc = [np.where(link_delay == d, log_keep, 0.0) for d in range(1, max_delay + 1)]
+    inh = [np.where(link_delay == d, log_pass, 0.0) for d in range(1, max_delay + 1)]
     for t in range(bins):
         lk = np.full(n, base)
+        lp = np.zeros(n)
         for d in range(1, min(max_delay, t) + 1):
             src = spikes[t - d]
             if src.any():
-                lk += by_delay[d - 1][src].sum(axis=0)
-        spikes[t] = noise[t] < -np.expm1(lk)
-    return spikes, adj, link_delay
+                lk += exc[d - 1][src].sum(axis=0)
+                lp += inh[d - 1][src].sum(axis=0)
+        spikes[t] = noise[t] < -np.expm1(lk) * np.exp(lp)
+    return spikes, adj, link_delay, link_sign
+
+
+def found_links(peak: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """bool [n, n]: the planted links among the ``#links`` highest off-diagonal peaks."""
+    n = len(adj)
+    off = ~np.eye(n, dtype=bool)
+    scores = np.where(off, peak, -np.inf).ravel()
+    top = np.argsort(-scores, kind="mergesort")[:int(adj.sum())]
+    chosen = np.zeros(n * n, dtype=bool)
+    chosen[top] = True
+    return chosen.reshape(n, n) & adj
+
+
+def sign_accuracy(signed: np.ndarray, link_sign: np.ndarray, links: np.ndarray) -> float:
+    """Fraction of ``links`` whose sign of ``signed`` is the planted one."""
+    if not links.any():
+        return float("nan")
+    return float((np.sign(signed[links]) == link_sign[links]).mean())
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:

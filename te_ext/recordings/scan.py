@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from .. import distributed as te_dist
+from .._ops import joint_counts
 from ..delays import transfer_entropy_delays
-from ..stats import significance
+from ..stats import significance, sorted_local_te
 
 # Bytes of float64 TE per block of sources ([D, block, N]); the op's workspace is about as much.
 BLOCK_BYTES = 256 << 20
@@ -104,3 +105,23 @@ def peak_p_values(x: torch.Tensor, peak_delay: np.ndarray, *, surrogates: int, k
                            pairs=torch.from_numpy(ij).to(x.device), seed=seed)
         p[ij[:, 0], ij[:, 1]] = res.p_value.cpu().numpy()
     return p
+
+
+def peak_signed(x: torch.Tensor, peak_delay: np.ndarray, *, k: int, l: int, block: int) -> np.ndarray:
+    """Sorted local TE (:func:`te_ext.stats.sorted_local_te`) of each pair at its peak delay:
+    positive for an excitatory link, negative for an inhibitory one. One ``joint_counts`` per
+    block of sources and distinct peak delay: a second pass over the data, which the delay scan's
+    own kernel does not yet share."""
+    n = x.shape[-1]
+    out = np.zeros(peak_delay.shape, dtype=np.float64)
+    bins = 2 ** (k + l + 1)
+    block = max(1, min(block, (256 << 20) // max(1, n * bins * 8)))
+    for d in np.unique(peak_delay):
+        for i0 in range(0, n, block):
+            i1 = min(n, i0 + block)
+            rows = peak_delay[i0:i1] == d
+            if not rows.any():
+                continue
+            s = sorted_local_te(joint_counts(x[:, i0:i1], x, k=k, l=l, delay=int(d)), k, l)
+            out[i0:i1][rows] = s.cpu().numpy()[rows]
+    return out
