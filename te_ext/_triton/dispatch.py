@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from . import geometry, heuristic
+from .geometry import table_size  # noqa: F401  (dispatch.table_size, as before)
 
 # Source streams x target streams per pair the kernel is used for: k, l <= 2, and (3, 1), (1, 3).
 # Each product is one [BLOCK_I, BLOCK_J] int32 accumulator; more shrink the tiles too far.
@@ -138,12 +139,6 @@ def why_not(source, target, k, l, delay, threshold) -> Optional[Tuple[str, str]]
 def applicable(source, target, k, l, delay, threshold) -> bool:
     """The fused kernel computes this call exactly as the op would (no data checks yet)."""
     return why_not(source, target, k, l, delay, threshold) is None
-
-
-def table_size(nobs: int) -> int:
-    """Entries of the f(c) table a call with ``nobs`` observations uses (ops.clog_table): the
-    power of two >= nobs + 1, in integer arithmetic."""
-    return 1 << nobs.bit_length()
 
 
 def threshold_bits(threshold: float, dtype: torch.dtype) -> int:

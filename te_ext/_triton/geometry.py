@@ -199,3 +199,9 @@ def max_shared_bytes(device) -> Optional[int]:
     if optin:
         return int(optin)
     return MAX_SHARED_BY_CC.get(props.major * 10 + props.minor, 101376)
+
+
+def table_size(nobs: int) -> int:
+    """Entries of the f(c) table a call with ``nobs`` observations uses (ops.clog_table): the
+    power of two >= nobs + 1, in integer arithmetic."""
+    return 1 << nobs.bit_length()

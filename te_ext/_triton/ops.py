@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from . import codegen, dispatch, kernels
+from . import codegen, geometry, kernels
 
 
 def _as_3d(x: Tensor) -> Tensor:
@@ -67,7 +67,7 @@ def clog_table(nobs: int, device) -> Tensor:
     key = (str(device), stream)
     table = _TABLES.get(key)
     if table is None or table.numel() <= nobs:
-        table = _build_table(dispatch.table_size(nobs), device)
+        table = _build_table(geometry.table_size(nobs), device)
         _TABLES[key] = table
     _TABLES.move_to_end(key)
     while len(_TABLES) > _MAX_TABLES:
