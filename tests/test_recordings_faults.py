@@ -168,6 +168,7 @@ def test_signals_leave_no_temporary_and_no_partial_output(tmp_path, sig):
     rng = np.random.default_rng(2)
     np.save(tmp_path / "rec.npy", rng.random((20000, 160)) < 0.1)
     (tmp_path / "out.npz").write_bytes(b"old")
+    before = b"old"
     for wait in (0.5, 4.0, 7.0):  # at different points of the run
         p = _child(["rec.npy", "--delays", "1:30", "--block", "4", "--out", "out.npz"], tmp_path)
         time.sleep(wait)
@@ -181,11 +182,12 @@ def test_signals_leave_no_temporary_and_no_partial_output(tmp_path, sig):
             continue
         if p.returncode == 0:  # finished before the signal: a complete output
             _check_out(tmp_path / "out.npz", (30, 160, 160))
+            before = (tmp_path / "out.npz").read_bytes()  # what a later stopped run must keep
         else:
             # 128 + sig once te-matrix handles signals; -sig while Python is still importing
             # (nothing is written then)
             # (a SIGINT then is Python's KeyboardInterrupt: exit status 1)
             allowed = (128 + sig, -sig) + ((1,) if sig == signal.SIGINT else ())
             assert p.returncode in allowed, (p.returncode, err)
-            assert (tmp_path / "out.npz").read_bytes() == b"old"
+            assert (tmp_path / "out.npz").read_bytes() == before
         assert _leftovers(tmp_path) == [], err
