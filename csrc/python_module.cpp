@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cpu/delays_sparse_cpu.h"
 #include "cpu/popcount_cpu.h"
 #include "stats_plan.h"
 #include "te_plan.h"
@@ -141,4 +142,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("_usable_memory_bytes", &te::usable_memory_bytes,
         "7/8 of the memory available on `device` now (what check_memory allows).");
   m.attr("_MEMORY_QUERY_BYTES") = te::kMemoryQueryBytes;
+  m.def(
+      "_sparse_scan_pays",
+      [](double density, int64_t k, int64_t l, int64_t unique_delays) {
+        te::SeriesPlan p;
+        p.k = static_cast<int>(k);
+        p.l = static_cast<int>(l);
+        p.sx = int64_t(1) << l;
+        p.sy = int64_t(1) << (k + 1);
+        return te::cpu::sparse_scan_pays(density, p, unique_delays);
+      },
+      "Whether te.transfer_entropy_delays on the CPU takes the spike-sparse path at this "
+      "density (ones' fraction), k, l and number of distinct delays (TE_EXT_DELAYS_PATH=auto).");
 }

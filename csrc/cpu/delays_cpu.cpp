@@ -27,12 +27,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "../delays_plan.h"
 #include "../te_math.h"
 #include "../te_plan.h"
 #include "clog_table.h"
+#include "delays_sparse_cpu.h"
 #include "pack_cpu.h"
 #include "pair_counts_cpu.h"
 
@@ -170,8 +172,10 @@ int64_t range_popcount(const uint64_t* row, int64_t a, int64_t b) {
   return b > a ? prefix_popcount(row, b) - prefix_popcount(row, a) : 0;
 }
 
-at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
-                            c10::IntArrayRef delays, const SeriesPlan& pb) {
+// `xs` and `ys` are the sides packed as plain series (raw_series_plan).
+at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
+                            c10::IntArrayRef delays, const SeriesPlan& pb,
+                            const at::TensorOptions& options) {
   const int64_t D = static_cast<int64_t>(delays.size());
   const int64_t I = pb.I, J = pb.J, R = pb.R, T = pb.T;
   const SeriesPlan pr = raw_series_plan(pb);  // slot n = time n, every replicate
@@ -196,12 +200,10 @@ at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
   }
   {
     int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J), 8);
-    bytes = add_sat(bytes, mul_sat(mul_sat(add_sat(I, mul_sat(J, 3)), W), 8));
+    bytes = add_sat(bytes, mul_sat(mul_sat(mul_sat(J, 2), W), 8));
     bytes = add_sat(bytes, kChunkBytes);
     check_fits(bytes, host_memory_bytes(), pb, kOp);
   }
-  const PackedSide xs = pack_side_cpu(source, pr, /*is_target=*/false, 1, kOp, "source");
-  const PackedSide ys = pack_side_cpu(target, pr, /*is_target=*/false, 1, kOp, "target");
   const uint64_t* xraw = reinterpret_cast<const uint64_t*>(xs.onehot.const_data_ptr<int64_t>());
   const uint64_t* yraw = reinterpret_cast<const uint64_t*>(ys.onehot.const_data_ptr<int64_t>());
   auto bit = [&](const uint64_t* row, int64_t r, int64_t t) -> uint64_t {
@@ -210,7 +212,7 @@ at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
 
   // Target streams y and z = y & y[-1] (z is 0 at the first step of each replicate).
   const int64_t yrows = math::round_up(J * 2, kRowTile);
-  at::Tensor ystreams = at::zeros({yrows, W}, source.options().dtype(at::kLong));
+  at::Tensor ystreams = at::zeros({yrows, W}, options.dtype(at::kLong));
   uint64_t* yw = reinterpret_cast<uint64_t*>(ystreams.data_ptr<int64_t>());
   std::vector<uint64_t> ylast(static_cast<size_t>(J));  // bit r: y_r[T-1]
   std::vector<int64_t> ycount(static_cast<size_t>(D * J * 4));
@@ -247,7 +249,7 @@ at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
     }
   });
 
-  at::Tensor out = at::empty({D, I, J}, source.options().dtype(at::kDouble));
+  at::Tensor out = at::empty({D, I, J}, options.dtype(at::kDouble));
   double* o = out.data_ptr<double>();
   PackedSide Y;
   Y.onehot = ystreams;
@@ -256,7 +258,7 @@ at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
   const int64_t per_source = std::max<int64_t>(1, mul_sat(mul_sat(L, W), 8));
   const int64_t chunk = std::clamp<int64_t>(kChunkBytes / per_source, 1, I);
   const int64_t xrows = math::round_up(chunk * L, kRowTile);
-  at::Tensor xstreams = at::empty({xrows, W}, source.options().dtype(at::kLong));
+  at::Tensor xstreams = at::empty({xrows, W}, options.dtype(at::kLong));
   uint64_t* xw = reinterpret_cast<uint64_t*>(xstreams.data_ptr<int64_t>());
   std::vector<int64_t> xcount(static_cast<size_t>(chunk * D));  // x = 1 observations
   std::vector<uint64_t> xlast(static_cast<size_t>(chunk * D));  // bit r: x_r[T-d]
@@ -325,6 +327,26 @@ at::Tensor scan_first_order(const at::Tensor& source, const at::Tensor& target,
   return out;
 }
 
+// TE_EXT_DELAYS_PATH picks the scan's path: auto (the default: sparse when
+// the measured density says it pays), dense or sparse. Tests and benchmarks use
+// it to run both paths on the same input.
+enum class ScanPath { kAuto, kDense, kSparse };
+
+ScanPath requested_path() {
+  const char* v = std::getenv("TE_EXT_DELAYS_PATH");
+  if (v == nullptr || *v == '\0' || std::string(v) == "auto") return ScanPath::kAuto;
+  if (std::string(v) == "dense") return ScanPath::kDense;
+  if (std::string(v) == "sparse") return ScanPath::kSparse;
+  TORCH_CHECK_VALUE(false, kOp, ": the environment variable TE_EXT_DELAYS_PATH must be auto, dense "
+                    "or sparse, got '", v, "'");
+}
+
+int64_t distinct_count(c10::IntArrayRef delays) {
+  std::vector<int64_t> d(delays.begin(), delays.end());
+  std::sort(d.begin(), d.end());
+  return std::unique(d.begin(), d.end()) - d.begin();
+}
+
 at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tensor& target,
                                        c10::IntArrayRef delays, int64_t k, int64_t l,
                                        std::optional<double> threshold) {
@@ -337,9 +359,47 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
   // Histories too large for one-hot streams take transfer_entropy's
   // per-pair histograms, one delay at a time.
   if (!pb.onehot) return transfer_entropy_loop(source, target, delays, k, l, threshold);
+  const ScanPath path = requested_path();
   // Replicates are one bit each of a word in the first-order scan's boundary terms.
-  if (k == 1 && l == 1 && pb.R <= 64 && !std::getenv("TE_EXT_DELAYS_GENERAL"))
-    return scan_first_order(source, target, delays, pb);
+  const bool first_order = k == 1 && l == 1 && pb.R <= 64 && !std::getenv("TE_EXT_DELAYS_GENERAL");
+  const SeriesPlan pr = raw_series_plan(pb);
+  // Both sides as plain packed series: what the first-order and sparse scans
+  // read, and what the density is measured on.
+  check_fits(mul_sat(mul_sat(add_sat(pb.I, pb.J), pr.words), 8), host_memory_bytes(), pb, kOp);
+  const PackedSide series = pack_side_cpu(source, pr, /*is_target=*/false, 1, kOp, "source");
+  if (path != ScanPath::kDense || first_order) {
+    // An all-pairs scan of one recording passes the same tensor twice: pack it once.
+    const bool same = source.is_same(target) ||
+                      (source.data_ptr() == target.data_ptr() && source.sizes() == target.sizes() &&
+                       source.strides() == target.strides() && source.dtype() == target.dtype());
+    const PackedSide ys =
+        same ? series : pack_side_cpu(target, pr, /*is_target=*/false, 1, kOp, "target");
+    const int64_t distinct = distinct_count(delays);
+    const double source_density = packed_density(series, pr, pb.I);
+    const double density = (source_density + packed_density(ys, pr, pb.J)) / 2;
+    // uint32 counters and source indices in 24 bits: the sparse path's limits.
+    const bool fits = pb.R * pb.T < (int64_t(1) << 32) && pb.I < (int64_t(1) << 24);
+    TORCH_CHECK_VALUE(fits || path != ScanPath::kSparse, kOp,
+                      ": TE_EXT_DELAYS_PATH=sparse needs R * T < 2^32 and fewer than 2^24 "
+                      "sources, got R * T = ", pb.R * pb.T, " and ", pb.I, " sources");
+    const bool sparse =
+        fits && (path == ScanPath::kSparse ||
+                 (path == ScanPath::kAuto && sparse_scan_pays(density, pb, distinct)));
+    if (sparse) {
+      // The source events (12 bytes each: at most l per spike), their index
+      // by time, and the per-delay target marginals, besides the output.
+      const double events = std::min(1.0, source_density * pb.l) * static_cast<double>(pb.R * pb.T) *
+                            static_cast<double>(pb.I);
+      int64_t bytes = mul_sat(mul_sat(mul_sat(static_cast<int64_t>(delays.size()), pb.I), pb.J), 8);
+      bytes = add_sat(bytes, events > 1e17 ? std::numeric_limits<int64_t>::max()
+                                            : static_cast<int64_t>(events * 12));
+      bytes = add_sat(bytes, mul_sat(add_sat(mul_sat(pb.R, pb.T), 1), 8));
+      bytes = add_sat(bytes, mul_sat(mul_sat(distinct, add_sat(pb.I, pb.J)), pb.sy * 8 + 8));
+      check_fits(bytes, host_memory_bytes(), pb, kOp);
+      return scan_sparse(series, ys, delays, pb, pr, source.options());
+    }
+    if (first_order) return scan_first_order(series, ys, delays, pb, source.options());
+  }
 
   const int64_t D = static_cast<int64_t>(delays.size());
   const int64_t I = pb.I, J = pb.J;
@@ -348,18 +408,15 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
   // Delays per chunk, so that a chunk's stacked streams stay under kChunkBytes.
   const int64_t per_delay = std::max<int64_t>(1, mul_sat(mul_sat(I, xstreams), stream_bytes));
   const int64_t chunk = std::clamp<int64_t>(kChunkBytes / per_delay, 1, D);
-  const SeriesPlan pr = raw_series_plan(pb);
   {
     int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J), 8);                       // output
-    bytes = add_sat(bytes, mul_sat(mul_sat(I, pr.words), 8));                    // source series
     bytes = add_sat(bytes, mul_sat(mul_sat(J, pb.sy - 1), stream_bytes));        // target streams
     bytes = add_sat(bytes, mul_sat(mul_sat(chunk, I), mul_sat(xstreams, stream_bytes)));
     bytes = add_sat(bytes, mul_sat(add_sat(mul_sat(chunk, I), J), (pb.sx + pb.sy) * 8));
     check_fits(bytes, host_memory_bytes(), pb, kOp);
   }
 
-  // Binarise and pack each side once (source first: its errors are reported first).
-  const PackedSide series = pack_side_cpu(source, pr, /*is_target=*/false, 1, kOp, "source");
+  // The target's one-hot streams (the source's series are packed above).
   const PackedSide Y = pack_side_cpu(target, pb, /*is_target=*/true, kRowTile, kOp, "target");
   const uint64_t* raw = reinterpret_cast<const uint64_t*>(series.onehot.const_data_ptr<int64_t>());
 
