@@ -1,4 +1,4 @@
-"""The delay scan (target D1): ``transfer_entropy_delays`` over 30 delays beside one
+"""The delay scan (targets D1, D2): ``transfer_entropy_delays`` over 30 delays beside one
 ``transfer_entropy`` call and beside the loop of 30 calls, at 256 x 256, T = 4096, k = l = 1.
 
 Group ``transfer_entropy_delays[I=256,J=256,T=4096,D=30]``. Nothing here asserts on time; the
@@ -44,3 +44,32 @@ def test_delays_loop(measure, inputs):
     x = inputs
     measure(lambda: _loop(x), group=GROUP, role="baseline",
             label=f"te_ext transfer_entropy × {len(DELAYS)} (loop)")
+
+
+# D2 at a tenth of its length (bench/report.py times the full hour): the spike-sparse path
+# beside the dense path on the same 30-delay scan of 200 neurons firing in 2% of the bins.
+D2_T = 360_000
+D2_GROUP = f"transfer_entropy_delays sparse vs dense[N=200,T={D2_T},p=0.02,D=30]"
+
+
+@pytest.fixture(scope="module")
+def raster():
+    import delays_target
+
+    return delays_target.d2_raster(T=D2_T)
+
+
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+def test_delays_sparse_vs_dense(measure, raster, path):
+    import delays_target
+
+    with delays_target.scan_path("dense"):
+        want = te_ext.transfer_entropy_delays(raster, raster, DELAYS)
+
+    def scan():
+        with delays_target.scan_path(path):
+            return te_ext.transfer_entropy_delays(raster, raster, DELAYS)
+
+    assert torch.equal(scan(), want)
+    measure(scan, group=D2_GROUP, role="ours" if path == "sparse" else "baseline",
+            label=f"te_ext transfer_entropy_delays, {path} path")
