@@ -30,6 +30,16 @@ def transfer_entropy_delays(source: Tensor, target: Tensor,
     tensor, or a single int) of delays >= 1, in any order, repeats allowed. Series,
     replicates and ``threshold`` follow the other ops (see ``te_ext._ops``). ``T`` must
     exceed ``max(k, l - 1 + max(delays))``.
+
+    On the CPU, spike-sparse series take a path whose cost follows the spikes (see
+    docs/recordings.md); ``TE_EXT_DELAYS_PATH=dense|sparse`` forces one, with the same result.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = (torch.rand(5_000, 1, generator=g) < 0.1).to(torch.uint8)
+    >>> y = torch.roll(x, 4, dims=0)  # the target fires 4 steps after the source
+    >>> scan = te_ext.transfer_entropy_delays(x, y, range(1, 9))
+    >>> scan.shape, int(scan[:, 0, 0].argmax()) + 1
+    (torch.Size([8, 1, 1]), 4)
     """
     _prepare.ints("transfer_entropy_delays", k=k, l=l)
     scan = _prepare.delays(delays, longest=_prepare.length(source), l=l if isinstance(l, int) else 1)

@@ -237,7 +237,16 @@ def sorted_local_te(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
 def signed_transfer_entropy(source: Tensor, target: Tensor, *, k: int = 1, l: int = 1,
                             delay: int = 1, threshold: Optional[float] = None) -> Tensor:
     """Sorted local TE (:func:`sorted_local_te`) of every pair: float64 ``[I, J]``, positive for
-    an excitatory link, negative for an inhibitory one."""
+    an excitatory link, negative for an inhibitory one.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = (torch.rand(20_000, 1, generator=g) < 0.3).to(torch.uint8)
+    >>> excited = torch.roll(x, 1, dims=0)      # fires after the source fires
+    >>> inhibited = 1 - torch.roll(x, 1, dims=0)  # silent after the source fires
+    >>> s = te_ext.signed_transfer_entropy(x, torch.cat([excited, inhibited], dim=1))
+    >>> bool(s[0, 0] > 0), bool(s[0, 1] < 0)
+    (True, True)
+    """
     _prepare.ints("signed_transfer_entropy", k=k, l=l, delay=delay)
     counts = torch.ops.te.joint_counts(_prepare.series(source, threshold),
                                        _prepare.series(target, threshold), k, l, delay, threshold)
