@@ -13,7 +13,7 @@ import torch
 
 import te_ext
 from te_ext import matrix
-from te_ext.recordings.io import SafeOutput
+from te_ext.recordings.io import InputError, SafeOutput
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -244,3 +244,14 @@ def test_under_torchrun_equals_single_process(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     _check_output(out, x, [1, 2, 3, 4])
     assert _leftovers(tmp_path) == []
+
+
+def test_integer_spike_times_are_bin_indices_by_default():
+    times = np.array([0, 3, 3, 7], dtype=np.int64)
+    neurons = np.array([0, 1, 0, 1])
+    b = matrix.bin_spikes(times, neurons, bin=None, t0=0, t1=10, n=2)
+    assert b.shape == (10, 2)
+    assert np.flatnonzero(b[:, 0]).tolist() == [0, 3] and np.flatnonzero(b[:, 1]).tolist() == [3, 7]
+    assert np.array_equal(b, matrix.bin_spikes(times, neurons, bin=1.0, t0=0, t1=10, n=2))
+    with pytest.raises(InputError, match="non-integer spike_times needs --bin"):
+        matrix.bin_spikes(times.astype(float), neurons, bin=None, t0=0, t1=10, n=2)

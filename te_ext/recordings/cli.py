@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--l", type=int, default=1, help="source history length (default 1)")
     p.add_argument("--delays", default="1:30", help="a scan 1:30 (inclusive), 1:30:2, a list "
                    "1,2,5, or one delay 1 (default 1:30)")
-    p.add_argument("--bin", type=float, help=".npz input: bin width, in the unit of spike_times")
+    p.add_argument("--bin", type=float, help=".npz input: bin width, in the unit of spike_times (default 1 for integer "
+                        "spike_times, which are then bin indices; required otherwise)")
     p.add_argument("--t0", type=float, help=".npz input: start of the binned range (default: "
                    "the file's t_start, else the first spike)")
     p.add_argument("--t1", type=float, help=".npz input: end of the range, exclusive (default: "

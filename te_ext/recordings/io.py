@@ -116,6 +116,7 @@ def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Option
     - By default ``t1`` lies just past the last spike: the recording then has
       ``floor((last - t0) / bin) + 1`` bins, and the last spike is always kept.
     - With ``t1`` given, there are ``ceil((t1 - t0) / bin)`` bins.
+    - ``bin`` may be None for integer ``times``: they are bin indices (``bin = 1``).
     """
     times = np.asarray(times)
     neurons = np.asarray(neurons)
@@ -126,12 +127,16 @@ def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Option
         raise InputError(f"{where}: spike_times must be real numbers, got dtype {times.dtype}")
     if not np.issubdtype(neurons.dtype, np.integer):
         raise InputError(f"{where}: spike_neurons must be integers, got dtype {neurons.dtype}")
+    integer_times = np.issubdtype(times.dtype, np.integer)
     times = times.astype(np.float64)
     if not np.isfinite(times).all():
         q = int(np.flatnonzero(~np.isfinite(times))[0])
         raise InputError(f"{where}: spike_times[{q}] is {times[q]}; every spike time must be finite")
+    if bin is None and integer_times:
+        bin = 1.0  # integer times are bin indices already
     if bin is None:
-        raise InputError(f"{where}: .npz spike input needs --bin (the bin width)")
+        raise InputError(f"{where}: .npz spike input with non-integer spike_times needs --bin "
+                         f"(the bin width); integer times are taken as bin indices (--bin 1)")
     if not (bin > 0 and math.isfinite(bin)):
         raise InputError(f"--bin must be a positive number, got {bin}")
     _finite("--t0", t0)
