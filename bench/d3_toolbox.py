@@ -12,8 +12,10 @@ its mexFunction once per delay as the toolbox's ASDFTE.m does.
 
 Ours: the recording binned from its spike times into a bool raster, then
 ``transfer_entropy_delays(raster, raster, 1..30)`` at 2 threads (auto path: the sparse one at
-these densities). The toolbox: 1 thread, as it ships. Times are wall clock, each side once, in
-one process run; the ratio is toolbox / ours. Values are compared (max |difference|).
+these densities). Then ``te-matrix`` end to end in a process of its own (reading a spike-time
+.npz, binning, the scan with its sign, the peak, writing the .npz), with its peak RSS. The
+toolbox: 1 thread, as it ships. Times are wall clock, each side once, in one run; the ratios
+are toolbox / ours. Values are compared (max |difference|).
 
     python bench/d3_toolbox.py --kaji-git /work/.mirror/Motoki878+Kaji_EICont/repo \\
         --toolbox-git /work/.mirror/shixnya+transfer-entropy-toolbox/repo
@@ -105,6 +107,31 @@ def run_ours(spikes, duration, k, l, threads):
     return done - t, done - binned, te.numpy()
 
 
+def run_cli(spikes, duration, k, l, threads, scratch):
+    """``te-matrix`` end to end in its own process, from a spike-time file to the written
+    matrix: (wall seconds, peak RSS in bytes of that process, te [D, source, target])."""
+    inp, out = os.path.join(scratch, "spikes.npz"), os.path.join(scratch, "te.npz")
+    times = np.concatenate(spikes)
+    neurons = np.concatenate([np.full(s.size, i, dtype=np.int64) for i, s in enumerate(spikes)])
+    # 1-based integer bins 1..duration: bin width 1, the recording's bounds given in the file
+    np.savez(inp, spike_times=times, spike_neurons=neurons, t_start=1, t_stop=duration + 1)
+    exe = os.path.join(os.path.dirname(sys.executable), "te-matrix")
+    cmd = [exe, inp, "--out", out, "--k", str(k), "--l", str(l), "--neurons", str(len(spikes)),
+           "--delays", f"{DELAYS[0]}:{DELAYS[1]}", "--threads", str(threads)]
+    peak = os.path.join(scratch, "peak_rss")
+    t = time.perf_counter()
+    # GNU time's %M is the child's own peak RSS. (The harness's rusage is not: a child forked
+    # from this process inherits its high-water mark across exec.)
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak, *cmd], check=True,
+                   stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t
+    with open(peak) as f:
+        rss = int(f.read().split()[-1]) * 1024
+    with np.load(out) as z:
+        te = z["te"]
+    return seconds, rss, te
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kaji-git", required=True, help="git dir of Motoki878/Kaji_EICont")
@@ -126,11 +153,15 @@ def main(argv=None) -> int:
                 spikes, duration = truncate(spikes, duration, frac)
             t_tb, te_tb = run_toolbox(exe, spikes, duration, k, l, scratch)
             t_ours, t_op, te = run_ours(spikes, duration, k, l, args.threads)
+            t_cli, rss_cli, te_cli = run_cli(spikes, duration, k, l, args.threads, scratch)
             row = {"recording": name, "k": k, "l": l, "fraction": frac, "units": len(spikes),
                    "bins": duration, "spikes": int(sum(s.size for s in spikes)),
                    "t_toolbox_1_thread": t_tb, "t_ours": t_ours, "t_ours_op_only": t_op,
                    "threads": args.threads, "speedup": t_tb / t_ours,
-                   "max_abs_diff": float(np.abs(te - te_tb).max())}
+                   "max_abs_diff": float(np.abs(te - te_tb).max()),
+                   "t_te_matrix": t_cli, "te_matrix_peak_rss_bytes": rss_cli,
+                   "speedup_te_matrix": t_tb / t_cli,
+                   "te_matrix_max_abs_diff": float(np.abs(te_cli - te_tb).max())}
             rows.append(row)
             print(json.dumps(row), flush=True)
     os.makedirs(args.out, exist_ok=True)

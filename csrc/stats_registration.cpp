@@ -19,4 +19,8 @@ TORCH_LIBRARY_FRAGMENT(te, m) {
       "local_transfer_entropy(Tensor source, Tensor target, Tensor pairs, int k=1, int l=1, "
       "int delay=1, float? threshold=None) -> Tensor",
       {at::Tag::pt2_compliant_tag});
+  // Sorted local TE (Kajiwara et al. 2021; stats_math.h) of every [..., bins]
+  // histogram: float64 counts.shape[:-1], positive for an excitatory link.
+  m.def("sorted_local_te(Tensor counts, int k=1, int l=1) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
 }

@@ -19,7 +19,6 @@ from . import _fake_stats  # noqa: F401  (the same for the statistics ops)
 from ._ops import joint_counts, te_from_counts, transfer_entropy, transfer_entropy_pairs
 from .delays import transfer_entropy_delays
 from . import distributed  # noqa: E402  (te_ext.distributed.transfer_entropy)
-from .feedback import TEFeedback
 from .stats import (SignificanceResult, benjamini_hochberg, local_transfer_entropy, significance,
                     signed_transfer_entropy, surrogate_permutations)
 from .window import StreamingJointCounts
@@ -43,6 +42,20 @@ __all__ = [
     "transfer_entropy_delays",
     "transfer_entropy_pairs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # TEFeedback wraps its step in torch.compiler.disable, which imports TorchDynamo and
+    # Triton: about a second and a few hundred MB that the ops and te-matrix never need.
+    if name == "TEFeedback":
+        from .feedback import TEFeedback
+        globals()["TEFeedback"] = TEFeedback
+        return TEFeedback
+    raise AttributeError(f"module 'te_ext' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"TEFeedback"})
 
 
 def build_info() -> Dict[str, Any]:

@@ -59,15 +59,20 @@ def _joint_counts_fake(source, target, k=1, l=1, delay=1, threshold=None):
                             dtype=torch.int64)
 
 
-@torch.library.register_fake("te::te_from_counts")
-def _te_from_counts_fake(counts, k=1, l=1):
+def counts_reduction_fake(op, counts, k, l):
+    """The fake of an op that reduces each ``[..., bins]`` histogram to one float64."""
     c, ints = _describe(counts), _ints(k, l)
     if ints is not None:
         if c is not None:
-            _C._check_counts(c, *ints, "te.te_from_counts")
+            _C._check_counts(c, *ints, op)
         else:
-            _C._check_history(*ints, "te.te_from_counts")
+            _C._check_history(*ints, op)
     return counts.new_empty(counts.shape[:-1], dtype=torch.float64)
+
+
+@torch.library.register_fake("te::te_from_counts")
+def _te_from_counts_fake(counts, k=1, l=1):
+    return counts_reduction_fake("te.te_from_counts", counts, k, l)
 
 
 @torch.library.register_fake("te::transfer_entropy")

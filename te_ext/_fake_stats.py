@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
-from ._fake import _describe, _ints
+from ._fake import _describe, _ints, counts_reduction_fake
 
 
 def _check(op, source, target, k, l, delay, threshold, pairs=None, permutations=None):
@@ -46,3 +46,8 @@ def _local_transfer_entropy_fake(source, target, pairs, k=1, l=1, delay=1, thres
         reps = source.shape[0] if source.dim() == 3 else 1
         n_obs = reps * (source.shape[-2] - max(k, l - 1 + delay))
     return source.new_empty((pairs.shape[0], n_obs), dtype=torch.float64)
+
+
+@torch.library.register_fake("te::sorted_local_te")
+def _sorted_local_te_fake(counts, k=1, l=1):
+    return counts_reduction_fake("te.sorted_local_te", counts, k, l)

@@ -53,6 +53,14 @@ def ints(op: str, **values) -> None:
             raise ValueError(f"te.{op}: {name} = {int(v)} does not fit in int64")
 
 
+def flag(op: str, **values) -> None:
+    """Refuses anything but a bool among ``values`` (TypeError): a flag given 0, 1 or a
+    string is a mistake to name, not a truth value to guess."""
+    for name, v in values.items():
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"te.{op}: {name} must be a bool, got {type(v).__name__} ({v!r})")
+
+
 def delays(values, *, longest: Optional[int] = None, l: int = 1,
            op: str = "transfer_entropy_delays") -> List[int]:
     """The delays as a list of ints >= 1, from a sequence, a range, a 1-d integer tensor or a

@@ -9,20 +9,27 @@ delay's source streams are word shifts of the packed source.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+import numbers
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from . import _prepare
 
-__all__ = ["transfer_entropy_delays", "parse_delays"]
+__all__ = ["transfer_entropy_delays", "transfer_entropy_delays_packed", "parse_delays"]
 
 
 def transfer_entropy_delays(source: Tensor, target: Tensor,
                             delays: Union[Sequence[int], Tensor, int], *, k: int = 1, l: int = 1,
-                            threshold: Optional[float] = None) -> Tensor:
+                            threshold: Optional[float] = None, signed: bool = False
+                            ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """``TE(source i -> target j)`` in bits at each delay: float64 ``[D, I, J]``.
+
+    With ``signed=True``, ``(te, signed)``: the same TE and, beside it, the sorted local TE
+    (:func:`te_ext.stats.sorted_local_te`) of the same joint counts, ``[D, I, J]``, positive
+    where the source's spike raises the target's chance to spike next (excitatory) and negative
+    where it lowers it. On the CPU the sign comes out of the scan's own counts: no second pass.
 
     Slice ``d`` equals ``transfer_entropy(source, target, k=k, l=l, delay=delays[d],
     threshold=threshold)`` bit for bit: each delay keeps its own first observation
@@ -40,12 +47,45 @@ def transfer_entropy_delays(source: Tensor, target: Tensor,
     >>> scan = te_ext.transfer_entropy_delays(x, y, range(1, 9))
     >>> scan.shape, int(scan[:, 0, 0].argmax()) + 1
     (torch.Size([8, 1, 1]), 4)
+    >>> te, sign = te_ext.transfer_entropy_delays(x, 1 - y, range(1, 9), signed=True)
+    >>> bool(sign[3, 0, 0] < 0)  # silent 4 steps after the source fires: inhibitory
+    True
     """
     _prepare.ints("transfer_entropy_delays", k=k, l=l)
+    _prepare.flag("transfer_entropy_delays", signed=signed)
     scan = _prepare.delays(delays, longest=_prepare.length(source), l=l if isinstance(l, int) else 1)
-    return torch.ops.te.transfer_entropy_delays(_prepare.series(source, threshold),
-                                                _prepare.series(target, threshold), scan, k, l,
-                                                threshold)
+    op = torch.ops.te.transfer_entropy_delays_signed if signed else torch.ops.te.transfer_entropy_delays
+    out = op(_prepare.series(source, threshold), _prepare.series(target, threshold), scan, k, l,
+             threshold)
+    return (out[0], out[1]) if signed else out
+
+
+def transfer_entropy_delays_packed(source_words: Tensor, target_words: Tensor, length: int,
+                                   delays: Union[Sequence[int], Tensor, int], *, k: int = 1,
+                                   l: int = 1, signed: bool = False
+                                   ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    """:func:`transfer_entropy_delays` of series given bit-packed, CPU only: each side int64
+    ``[N, W]`` words, bit ``t`` of row ``i`` (least significant bit first) the value of
+    neuron ``i`` at time ``t``, for ``t < length``, and every bit at or past ``length`` zero
+    (``W >= ceil(length / 64)``). No replicates, no threshold. The result is the one the same
+    series as a bool ``[length, N]`` tensor give, bit for bit; ``te-matrix`` bins spike times
+    straight into such words, so a recording never exists as a ``[T, N]`` byte array.
+
+    >>> x = torch.tensor([[0b1011_0110_0101]])      # one neuron, 12 bins
+    >>> dense = (x >> torch.arange(12)) & 1         # the same series as [1, 12] bits
+    >>> te = te_ext.delays.transfer_entropy_delays_packed(x, x, 12, [1, 2])
+    >>> torch.equal(te, te_ext.transfer_entropy_delays(dense.T, dense.T, [1, 2]))
+    True
+    """
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral):
+        raise TypeError(f"te.transfer_entropy_delays_packed: length must be an int, got "
+                        f"{type(length).__name__}")
+    _prepare.ints("transfer_entropy_delays_packed", k=k, l=l, length=length)
+    _prepare.flag("transfer_entropy_delays_packed", signed=signed)
+    scan = _prepare.delays(delays, longest=int(length), l=l, op="transfer_entropy_delays_packed")
+    out = torch.ops.te._transfer_entropy_delays_packed(source_words, target_words, int(length),
+                                                       scan, k, l, signed)
+    return (out[0], out[1]) if signed else out
 
 
 def parse_delays(spec: str) -> Sequence[int]:

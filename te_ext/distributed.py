@@ -261,17 +261,30 @@ def transfer_entropy(source: Tensor, target: Tensor, *, k: int = 1, l: int = 1, 
 
 
 def transfer_entropy_delays(source: Tensor, target: Tensor, delays, *, k: int = 1, l: int = 1,
-                            threshold: Optional[float] = None, group=None, gather: bool = True
-                            ) -> Union[Tensor, Tuple[Tensor, Block]]:
+                            threshold: Optional[float] = None, signed: bool = False, group=None,
+                            gather: bool = True):
     """``te_ext.transfer_entropy_delays`` with the pairs sharded over ranks as in
     :func:`transfer_entropy` (``shard="pairs"``): float64 ``[D, I, J]`` on every rank, or
-    ``(block [D, i1-i0, j1-j0], (i0, i1, j0, j1))`` with ``gather=False``."""
+    ``(block [D, i1-i0, j1-j0], (i0, i1, j0, j1))`` with ``gather=False``. With
+    ``signed=True`` each of those tensors is a ``(te, signed)`` pair, as there."""
     _prepare.ints("transfer_entropy_delays", k=k, l=l)
+    _prepare.flag("transfer_entropy_delays", signed=signed)
     _check_series("transfer_entropy_delays", source, target)
     delays = _prepare.delays(delays, longest=source.shape[-2], l=l)
     _, _, backend = _group_info(group)
     _agree(group, backend, _fields("transfer_entropy_delays", source, target, k=k, l=l,
-                                   threshold=threshold, gather=gather, delays=delays))
-    return _sharded_by_pairs(
-        lambda s, t: _transfer_entropy_delays(s, t, delays, k=k, l=l, threshold=threshold),
+                                   threshold=threshold, gather=gather, delays=delays,
+                                   signed=signed))
+    if not signed:
+        return _sharded_by_pairs(
+            lambda s, t: _transfer_entropy_delays(s, t, delays, k=k, l=l, threshold=threshold),
+            source, target, group, gather)
+    # Both planes travel as one [2, D, ...] tensor: one collective, split after.
+    out = _sharded_by_pairs(
+        lambda s, t: torch.stack(_transfer_entropy_delays(s, t, delays, k=k, l=l,
+                                                          threshold=threshold, signed=True)),
         source, target, group, gather)
+    if gather:
+        return out[0], out[1]
+    block, where = out
+    return (block[0], block[1]), where

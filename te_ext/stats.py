@@ -196,7 +196,7 @@ def sorted_local_te(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
     bits, from joint counts ``[..., 2**(k+l+1)]`` as :func:`te_ext.joint_counts` returns them:
     float64 ``counts.shape[:-1]``, the TE with each bin's term signed.
 
-    TE is the mean of the local TEs, ``\sum_b p(b) \log_2 rac{p(y_n | y_p, x_p)}{p(y_n | y_p)}``
+    TE is the mean of the local TEs, ``\sum_b p(b) \log_2 \frac{p(y_n | y_p, x_p)}{p(y_n | y_p)}``
     over the bins ``b = (y_n, y_p, x_p)``. Sorted local TE gives each term the sign ``+1`` when
     the target's next value equals the source's most recent past value (``y[n] = x[n-delay]``,
     bit 0 of ``x_p``) and ``-1`` otherwise. This is the ``rule = [+1, -1, +1, -1, -1, +1, -1,
@@ -207,31 +207,16 @@ def sorted_local_te(counts: Tensor, k: int = 1, l: int = 1) -> Tensor:
     likely than chance, so the signed sum is positive (excitatory). One that lowers it makes
     them less likely, so the sum is negative (inhibitory). Local TEs can be negative, so
     ``|SLTE|`` is not bounded by TE. It comes from the same counts as TE: no second pass over
-    the data. A pair with no observations gives 0.
+    the data. A pair with no observations gives 0. The op is ``torch.ops.te.sorted_local_te``;
+    its math is ``stats::sorted_local_te_from_joint_counts`` (csrc/stats_math.h), which the delay
+    scan :func:`te_ext.transfer_entropy_delays` with ``signed=True`` evaluates too.
     """
     check_int("k", k, 1)
     check_int("l", l, 1)
     check_history("te_ext.stats.sorted_local_te", k, l)
     if not isinstance(counts, Tensor):
         raise TypeError(f"counts must be a Tensor, got {type(counts).__name__}")
-    bins = 2 ** (k + l + 1)
-    if counts.shape[-1] != bins:
-        raise ValueError(f"counts' last dimension must be 2**(k+l+1) = {bins}, got {counts.shape[-1]}")
-    if counts.is_floating_point() or counts.is_complex() or counts.dtype == torch.bool:
-        raise TypeError(f"counts must be an integer tensor, got dtype {counts.dtype}")
-    c = counts.to(torch.float64).reshape(*counts.shape[:-1], 2, 2 ** k, 2 ** l)  # yn, yp, xp
-    n = c.sum(dim=(-3, -2, -1), keepdim=True)
-    c_past = c.sum(-3, keepdim=True)              # (yp, xp)
-    c_target = c.sum(-1, keepdim=True)            # (yn, yp)
-    c_yp = c.sum(dim=(-3, -1), keepdim=True)      # yp
-    ratio = (c * c_yp) / (c_past * c_target)      # p(yn | yp, xp) / p(yn | yp)
-    local = torch.where(c > 0, torch.log2(torch.where(c > 0, ratio, torch.ones_like(ratio))),
-                        torch.zeros_like(c))
-    yn = torch.arange(2, device=c.device).view(2, 1, 1)
-    x_last = (torch.arange(2 ** l, device=c.device) & 1).view(1, 1, 2 ** l)
-    sign = torch.where(yn == x_last, 1.0, -1.0).to(torch.float64)
-    out = (c * local * sign).sum(dim=(-3, -2, -1)) / n.squeeze(-1).squeeze(-1).squeeze(-1).clamp(min=1)
-    return out
+    return torch.ops.te.sorted_local_te(counts, k, l)
 
 
 def signed_transfer_entropy(source: Tensor, target: Tensor, *, k: int = 1, l: int = 1,

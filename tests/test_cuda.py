@@ -228,6 +228,8 @@ def test_opcheck_cuda(device):
         (ops.transfer_entropy.default, (xf, yf), dict(threshold=0.0)),
         (ops.transfer_entropy_pairs.default, (xt, yt, pairs), {}),
         (ops.te_from_counts.default, (te_ext.joint_counts(xt, yt),), {}),
+        (ops.sorted_local_te.default, (te_ext.joint_counts(xt, yt, k=2),), dict(k=2)),
+        (ops.transfer_entropy_delays_signed.default, (xt, yt, [1, 3]), dict(k=2)),
     ]
     for op, args, kwargs in cases:
         torch.library.opcheck(op, args, kwargs)
@@ -412,3 +414,15 @@ def test_feedback_training_step_in_a_cuda_graph():
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         torch.testing.assert_close(p2, p1, rtol=1e-5, atol=1e-6)
     f2.check()
+
+
+def test_signed_delay_scan_matches_cpu(device):
+    """The CUDA scan (one delay at a time) and te.sorted_local_te's kernel against the CPU
+    scan: TE bit for bit as transfer_entropy is, the sign to the last bits of log2."""
+    x, y = _case(13, 400, 5, 4, R=2)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    te, sign = te_ext.transfer_entropy_delays(xt, yt, [1, 4, 2], k=2, signed=True)
+    te_d, sign_d = te_ext.transfer_entropy_delays(xt.to(device), yt.to(device), [1, 4, 2], k=2,
+                                                  signed=True)
+    torch.testing.assert_close(te_d.cpu(), te, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sign_d.cpu(), sign, rtol=0, atol=1e-12)

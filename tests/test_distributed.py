@@ -44,6 +44,8 @@ def _worker(rank, world, port, out_dir):
             "time_thr": d.transfer_entropy(x.float(), y.double(), l=2, delay=3, shard="time",
                                            threshold=0.5),
             "delays": d.transfer_entropy_delays(x, y, [1, 3, 2], k=2),
+            "signed": d.transfer_entropy_delays(x, y, [1, 3, 2], k=2, signed=True),
+            "signed_block": d.transfer_entropy_delays(x, y, [2], signed=True, gather=False),
         }
         # Only this rank's rows of the series, as a rank that cannot hold them would load them.
         t0, t1 = time_rows(157, k=2, delay=2, rank=rank, world=world)
@@ -65,6 +67,8 @@ def test_ranks_bit_identical_to_single_process(tmp_path, world):
     want_cols = te_ext.transfer_entropy(y, x, l=2)
     want_thr = te_ext.transfer_entropy(x.float(), y.double(), l=2, delay=3, threshold=0.5)
     want_delays = te_ext.transfer_entropy_delays(x, y, [1, 3, 2], k=2)
+    want_signed = te_ext.transfer_entropy_delays(x, y, [1, 3, 2], k=2, signed=True)
+    want_signed_2 = te_ext.transfer_entropy_delays(x, y, [2], signed=True)
     covered = torch.zeros_like(want, dtype=torch.int64)
     for r, res in enumerate(ranks):
         assert torch.equal(res["rows"], want)
@@ -73,6 +77,10 @@ def test_ranks_bit_identical_to_single_process(tmp_path, world):
         assert torch.equal(res["time_local"], want)
         assert torch.equal(res["time_thr"], want_thr)
         assert torch.equal(res["delays"], want_delays)
+        assert all(torch.equal(a, b) for a, b in zip(res["signed"], want_signed))
+        (te_block, sign_block), (i0, i1, j0, j1) = res["signed_block"]
+        assert torch.equal(te_block, want_signed_2[0][:, i0:i1, j0:j1])
+        assert torch.equal(sign_block, want_signed_2[1][:, i0:i1, j0:j1])
         block, (i0, i1, j0, j1) = res["block"]
         assert (i0, i1, j0, j1) == pair_block(11, 7, r, world)
         assert torch.equal(block, want[i0:i1, j0:j1])

@@ -28,6 +28,8 @@ FUNCTIONS = {
     "joint_counts": lambda s, t, k: te_ext.joint_counts(s, t, k=k),
     "transfer_entropy_pairs": lambda s, t, k: te_ext.transfer_entropy_pairs(s, t, PAIRS.to(s.device), k=k),
     "transfer_entropy_delays": lambda s, t, k: te_ext.transfer_entropy_delays(s, t, [1, 2], k=k),
+    "transfer_entropy_delays[signed]": lambda s, t, k: torch.stack(
+        te_ext.transfer_entropy_delays(s, t, [1, 2], k=k, signed=True)),
     "local_transfer_entropy": lambda s, t, k: te_ext.local_transfer_entropy(s, t, PAIRS.to(s.device), k=k),
     "significance": lambda s, t, k: te_ext.significance(s, t, surrogates=3, k=k, seed=1).p_value,
     "signed_transfer_entropy": lambda s, t, k: te_ext.signed_transfer_entropy(s, t, k=k),
@@ -38,6 +40,7 @@ FUNCTIONS = {
 COUNT_FUNCTIONS = {
     "te_from_counts": lambda c, k: te_ext.te_from_counts(c, k=k),
     "analytic_bias": lambda c, k: stats.analytic_bias(c, k=k),
+    "sorted_local_te": lambda c, k: stats.sorted_local_te(c, k=k),
 }
 
 

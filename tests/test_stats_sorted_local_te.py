@@ -62,7 +62,7 @@ def test_sign_of_hand_made_links(kind, sign):
 
 def test_counts_without_observations_and_bad_arguments():
     assert torch.equal(sorted_local_te(torch.zeros(3, 8, dtype=torch.int64)), torch.zeros(3, dtype=torch.float64))
-    with pytest.raises(ValueError, match="2\\*\\*\\(k\\+l\\+1\\) = 8"):
+    with pytest.raises(ValueError, match="2\\^\\(k\\+l\\+1\\) = 8"):
         sorted_local_te(torch.zeros(3, 7, dtype=torch.int64))
     with pytest.raises(TypeError, match="integer tensor"):
         sorted_local_te(torch.zeros(3, 8))

@@ -18,15 +18,14 @@
 // slice d is bit-identical to transfer_entropy(..., delay = delays[d]).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
-#include <ATen/ops/stack.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +33,7 @@
 #include "../te_math.h"
 #include "../te_plan.h"
 #include "clog_table.h"
+#include "delay_scan_output.h"
 #include "delays_sparse_cpu.h"
 #include "pack_cpu.h"
 #include "pair_counts_cpu.h"
@@ -41,8 +41,6 @@
 namespace te {
 namespace cpu {
 namespace {
-
-constexpr const char* kOp = "te.transfer_entropy_delays";
 
 // Stacked source streams of one chunk of delays stay under this many bytes
 // (at least one delay per chunk), so memory does not grow with the scan.
@@ -143,18 +141,6 @@ SeriesPlan raw_series_plan(const SeriesPlan& pb) {
   return pr;
 }
 
-at::Tensor transfer_entropy_loop(const at::Tensor& source, const at::Tensor& target,
-                                 c10::IntArrayRef delays, int64_t k, int64_t l,
-                                 std::optional<double> threshold) {
-  static auto te_op = c10::Dispatcher::singleton()
-                          .findSchemaOrThrow("te::transfer_entropy", "")
-                          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t,
-                                            int64_t, int64_t, std::optional<double>)>();
-  std::vector<at::Tensor> slices;
-  for (const int64_t d : delays) slices.push_back(te_op.call(source, target, k, l, d, threshold));
-  return at::stack(slices);
-}
-
 // ---------------------------------------------------------------------------
 // k = l = 1: two target streams a delay instead of three.
 //
@@ -174,8 +160,8 @@ int64_t range_popcount(const uint64_t* row, int64_t a, int64_t b) {
 
 // `xs` and `ys` are the sides packed as plain series (raw_series_plan).
 at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
-                            c10::IntArrayRef delays, const SeriesPlan& pb,
-                            const at::TensorOptions& options) {
+                            c10::IntArrayRef delays, const SeriesPlan& pb, ScanResult what,
+                            const at::TensorOptions& options, const char* op) {
   const int64_t D = static_cast<int64_t>(delays.size());
   const int64_t I = pb.I, J = pb.J, R = pb.R, T = pb.T;
   const SeriesPlan pr = raw_series_plan(pb);  // slot n = time n, every replicate
@@ -199,10 +185,11 @@ at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
     nobs[q] = R * (T - delays[q]);  // n0 = max(1, delay) = delay
   }
   {
-    int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J), 8);
+    int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J),
+                            DelayScanOutput::bytes_per_pair(what, pb.bins));
     bytes = add_sat(bytes, mul_sat(mul_sat(mul_sat(J, 2), W), 8));
     bytes = add_sat(bytes, kChunkBytes);
-    check_fits(bytes, host_memory_bytes(), pb, kOp);
+    check_fits(bytes, host_memory_bytes(), pb, op);
   }
   const uint64_t* xraw = reinterpret_cast<const uint64_t*>(xs.onehot.const_data_ptr<int64_t>());
   const uint64_t* yraw = reinterpret_cast<const uint64_t*>(ys.onehot.const_data_ptr<int64_t>());
@@ -249,8 +236,7 @@ at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
     }
   });
 
-  at::Tensor out = at::empty({D, I, J}, options.dtype(at::kDouble));
-  double* o = out.data_ptr<double>();
+  DelayScanOutput out(D, I, J, pb.bins, what, options);
   PackedSide Y;
   Y.onehot = ystreams;
   Y.streams = 2;
@@ -305,7 +291,6 @@ at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
             const int64_t* cd = crow + at_d[q] * ldc;
             const int64_t* cp = crow + at_prev[q] * ldc;
             const int64_t xc[2] = {nobs[q] - xcount[a * D + q], xcount[a * D + q]};
-            double* orow = o + (q * I + s0 + a) * J;
             const uint64_t xl = xlast[a * D + q];
             for (int64_t j = j0; j < j1; ++j) {
               const int64_t b = (j - j0) * 2;
@@ -316,15 +301,17 @@ at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
               const int64_t c3[3] = {B - C, A - C, C};
               const int64_t* yc = ycount.data() + (q * J + j) * 4;
               math::assemble_joint_counts(c3, 3, 1, xc, yc, nobs[q], 1, 1, bins);
-              orow[j] = math::te_from_joint_counts_given(bins, 1, 1, f, nobs[q],
-                                                         target_sum[q * J + j]);
+              out.put(q, s0 + a, j,
+                      math::te_from_joint_counts_given(bins, 1, 1, f, nobs[q],
+                                                       target_sum[q * J + j]),
+                      bins, 1, 1);
             }
           }
         }
       });
     }
   });
-  return out;
+  return out.tensor();
 }
 
 // TE_EXT_DELAYS_PATH picks the scan's path: auto (the default: sparse when
@@ -332,12 +319,12 @@ at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
 // it to run both paths on the same input.
 enum class ScanPath { kAuto, kDense, kSparse };
 
-ScanPath requested_path() {
+ScanPath requested_path(const char* op) {
   const char* v = std::getenv("TE_EXT_DELAYS_PATH");
   if (v == nullptr || *v == '\0' || std::string(v) == "auto") return ScanPath::kAuto;
   if (std::string(v) == "dense") return ScanPath::kDense;
   if (std::string(v) == "sparse") return ScanPath::kSparse;
-  TORCH_CHECK_VALUE(false, kOp, ": the environment variable TE_EXT_DELAYS_PATH must be auto, dense "
+  TORCH_CHECK_VALUE(false, op, ": the environment variable TE_EXT_DELAYS_PATH must be auto, dense "
                     "or sparse, got '", v, "'");
 }
 
@@ -347,39 +334,28 @@ int64_t distinct_count(c10::IntArrayRef delays) {
   return std::unique(d.begin(), d.end()) - d.begin();
 }
 
-at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tensor& target,
-                                       c10::IntArrayRef delays, int64_t k, int64_t l,
-                                       std::optional<double> threshold) {
-  check_delays(delays, kOp);
-  const int64_t dmin = *std::min_element(delays.begin(), delays.end());
-  const int64_t dmax = *std::max_element(delays.begin(), delays.end());
-  // The longest delay decides whether T is long enough (and says so).
-  plan_series(source, target, k, l, dmax, threshold, kOp);
-  const SeriesPlan pb = plan_series(source, target, k, l, dmin, threshold, kOp);
-  // Histories too large for one-hot streams take transfer_entropy's
-  // per-pair histograms, one delay at a time.
-  if (!pb.onehot) return transfer_entropy_loop(source, target, delays, k, l, threshold);
-  const ScanPath path = requested_path();
+// The scan from the source packed as plain series (`series`, with plan `pr`;
+// pb is the plan at the smallest delay). `target_series()` gives the target
+// packed the same way (for the sparse and first-order scans, and the density),
+// `dense_target()` the target as a tensor, from which the general dense scan
+// packs its one-hot target streams.
+template <typename TargetSeries, typename DenseTarget>
+at::Tensor scan_series(const PackedSide& series, const SeriesPlan& pb, const SeriesPlan& pr,
+                       c10::IntArrayRef delays, ScanResult what,
+                       const at::TensorOptions& options, const char* op,
+                       TargetSeries target_series, DenseTarget dense_target) {
+  const int64_t k = pb.k, l = pb.l;
+  const ScanPath path = requested_path(op);
   // Replicates are one bit each of a word in the first-order scan's boundary terms.
   const bool first_order = k == 1 && l == 1 && pb.R <= 64 && !std::getenv("TE_EXT_DELAYS_GENERAL");
-  const SeriesPlan pr = raw_series_plan(pb);
-  // Both sides as plain packed series: what the first-order and sparse scans
-  // read, and what the density is measured on.
-  check_fits(mul_sat(mul_sat(add_sat(pb.I, pb.J), pr.words), 8), host_memory_bytes(), pb, kOp);
-  const PackedSide series = pack_side_cpu(source, pr, /*is_target=*/false, 1, kOp, "source");
   if (path != ScanPath::kDense || first_order) {
-    // An all-pairs scan of one recording passes the same tensor twice: pack it once.
-    const bool same = source.is_same(target) ||
-                      (source.data_ptr() == target.data_ptr() && source.sizes() == target.sizes() &&
-                       source.strides() == target.strides() && source.dtype() == target.dtype());
-    const PackedSide ys =
-        same ? series : pack_side_cpu(target, pr, /*is_target=*/false, 1, kOp, "target");
+    const PackedSide& ys = target_series();
     const int64_t distinct = distinct_count(delays);
     const double source_density = packed_density(series, pr, pb.I);
     const double density = (source_density + packed_density(ys, pr, pb.J)) / 2;
     // uint32 counters and source indices in 24 bits: the sparse path's limits.
     const bool fits = pb.R * pb.T < (int64_t(1) << 32) && pb.I < (int64_t(1) << 24);
-    TORCH_CHECK_VALUE(fits || path != ScanPath::kSparse, kOp,
+    TORCH_CHECK_VALUE(fits || path != ScanPath::kSparse, op,
                       ": TE_EXT_DELAYS_PATH=sparse needs R * T < 2^32 and fewer than 2^24 "
                       "sources, got R * T = ", pb.R * pb.T, " and ", pb.I, " sources");
     const bool sparse =
@@ -390,15 +366,19 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
       // by time, and the per-delay target marginals, besides the output.
       const double events = std::min(1.0, source_density * pb.l) * static_cast<double>(pb.R * pb.T) *
                             static_cast<double>(pb.I);
-      int64_t bytes = mul_sat(mul_sat(mul_sat(static_cast<int64_t>(delays.size()), pb.I), pb.J), 8);
+      int64_t bytes = mul_sat(mul_sat(mul_sat(static_cast<int64_t>(delays.size()), pb.I), pb.J),
+                              DelayScanOutput::bytes_per_pair(what, pb.bins));
       bytes = add_sat(bytes, events > 1e17 ? std::numeric_limits<int64_t>::max()
                                             : static_cast<int64_t>(events * 12));
       bytes = add_sat(bytes, mul_sat(add_sat(mul_sat(pb.R, pb.T), 1), 8));
       bytes = add_sat(bytes, mul_sat(mul_sat(distinct, add_sat(pb.I, pb.J)), pb.sy * 8 + 8));
-      check_fits(bytes, host_memory_bytes(), pb, kOp);
-      return scan_sparse(series, ys, delays, pb, pr, source.options());
+      check_fits(bytes, host_memory_bytes(), pb, op);
+      DelayScanOutput out(static_cast<int64_t>(delays.size()), pb.I, pb.J, pb.bins, what,
+                          options);
+      scan_sparse(series, ys, delays, pb, pr, out);
+      return out.tensor();
     }
-    if (first_order) return scan_first_order(series, ys, delays, pb, source.options());
+    if (first_order) return scan_first_order(series, ys, delays, pb, what, options, op);
   }
 
   const int64_t D = static_cast<int64_t>(delays.size());
@@ -409,19 +389,19 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
   const int64_t per_delay = std::max<int64_t>(1, mul_sat(mul_sat(I, xstreams), stream_bytes));
   const int64_t chunk = std::clamp<int64_t>(kChunkBytes / per_delay, 1, D);
   {
-    int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J), 8);                       // output
+    int64_t bytes = mul_sat(mul_sat(mul_sat(D, I), J),
+                            DelayScanOutput::bytes_per_pair(what, pb.bins));
     bytes = add_sat(bytes, mul_sat(mul_sat(J, pb.sy - 1), stream_bytes));        // target streams
     bytes = add_sat(bytes, mul_sat(mul_sat(chunk, I), mul_sat(xstreams, stream_bytes)));
     bytes = add_sat(bytes, mul_sat(add_sat(mul_sat(chunk, I), J), (pb.sx + pb.sy) * 8));
-    check_fits(bytes, host_memory_bytes(), pb, kOp);
+    check_fits(bytes, host_memory_bytes(), pb, op);
   }
 
   // The target's one-hot streams (the source's series are packed above).
-  const PackedSide Y = pack_side_cpu(target, pb, /*is_target=*/true, kRowTile, kOp, "target");
+  const PackedSide Y = pack_side_cpu(dense_target(), pb, /*is_target=*/true, kRowTile, op, "target");
   const uint64_t* raw = reinterpret_cast<const uint64_t*>(series.onehot.const_data_ptr<int64_t>());
 
-  at::Tensor out = at::empty({D, I, J}, source.options().dtype(at::kDouble));
-  double* o = out.data_ptr<double>();
+  DelayScanOutput out(D, I, J, pb.bins, what, options);
   std::vector<DelayView> views(static_cast<size_t>(D));
   for (int64_t q = 0; q < D; ++q) {
     const int64_t n0 = math::first_observation(k, l, delays[q]);
@@ -429,8 +409,8 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
   }
 
   const int64_t rows = math::round_up(chunk * I * xstreams, kRowTile);
-  at::Tensor xstack = at::empty({rows, pb.words}, source.options().dtype(at::kLong));
-  at::Tensor xcounts = at::empty({chunk * I, pb.sx}, source.options().dtype(at::kLong));
+  at::Tensor xstack = at::empty({rows, pb.words}, options.dtype(at::kLong));
+  at::Tensor xcounts = at::empty({chunk * I, pb.sx}, options.dtype(at::kLong));
   std::vector<int64_t> ycounts(static_cast<size_t>(chunk * J * pb.sy));
   std::vector<double> target_sum(static_cast<size_t>(chunk * J));
   uint64_t* xw = reinterpret_cast<uint64_t*>(xstack.data_ptr<int64_t>());
@@ -470,25 +450,186 @@ at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tenso
             const DelayView& v = views[q0 + c];
             const int64_t* crow = cross + (a - i0) * xstreams * ldc;
             const int64_t* yc = ycounts.data() + c * J * pb.sy;
-            double* orow = o + ((q0 + c) * I + a % I) * J;
             for (int64_t j = j0; j < j1; ++j) {
               math::assemble_joint_counts(crow + (j - j0) * Y.streams, ldc, 1, xc + a * pb.sx,
                                           yc + j * pb.sy, v.nobs, k_, l_, bins);
-              orow[j] = math::te_from_joint_counts_given(bins, k_, l_, f, v.nobs,
-                                                         target_sum[c * J + j]);
+              out.put(q0 + c, a % I, j,
+                      math::te_from_joint_counts_given(bins, k_, l_, f, v.nobs,
+                                                       target_sum[c * J + j]),
+                      bins, k_, l_);
             }
           }
         });
       }
     });
   });
+  return out.tensor();
+}
+
+
+at::Tensor scan_cpu(const at::Tensor& source, const at::Tensor& target, c10::IntArrayRef delays,
+                    int64_t k, int64_t l, std::optional<double> threshold, ScanResult what,
+                    const char* op) {
+  check_delays(delays, op);
+  const int64_t dmin = *std::min_element(delays.begin(), delays.end());
+  const int64_t dmax = *std::max_element(delays.begin(), delays.end());
+  // The longest delay decides whether T is long enough (and says so).
+  plan_series(source, target, k, l, dmax, threshold, op);
+  const SeriesPlan pb = plan_series(source, target, k, l, dmin, threshold, op);
+  // Histories too large for one-hot streams take transfer_entropy's
+  // per-pair histograms, one delay at a time.
+  if (!pb.onehot) {
+    TORCH_CHECK_VALUE(what != ScanResult::kCounts, op, ": histories this large (k + l = ",
+                      k + l, ") have no one-hot scan to return counts from");
+    return scan_by_delay(source, target, delays, k, l, threshold, what == ScanResult::kSigned);
+  }
+  const SeriesPlan pr = raw_series_plan(pb);
+  // Both sides as plain packed series: what the first-order and sparse scans
+  // read, and what the density is measured on.
+  check_fits(mul_sat(mul_sat(add_sat(pb.I, pb.J), pr.words), 8), host_memory_bytes(), pb, op);
+  const PackedSide series = pack_side_cpu(source, pr, /*is_target=*/false, 1, op, "source");
+  // An all-pairs scan of one recording passes the same tensor twice: pack it once.
+  const bool same = source.is_same(target) ||
+                    (source.data_ptr() == target.data_ptr() && source.sizes() == target.sizes() &&
+                     source.strides() == target.strides() && source.dtype() == target.dtype());
+  std::optional<PackedSide> ys;
+  return scan_series(
+      series, pb, pr, delays, what, source.options(), op,
+      [&]() -> const PackedSide& {
+        if (same) return series;
+        if (!ys) ys = pack_side_cpu(target, pr, /*is_target=*/false, 1, op, "target");
+        return *ys;
+      },
+      [&]() -> const at::Tensor& { return target; });
+}
+
+// ---------------------------------------------------------------------------
+// Packed input (te._transfer_entropy_delays_packed): each side as int64 words
+// [N, W], bit t of row i = neuron i at time t (LSB first), W >= ceil(T / 64),
+// every bit at or past T zero. A spike recording binned straight into words
+// (te-matrix) never exists as a [T, N] byte array: 1/8 of the memory.
+
+// Raises ValueError unless `words` is int64 [N, W] on the CPU, wide enough for
+// `length` bits, with no bit set at or past `length`.
+void check_words(const at::Tensor& words, int64_t length, const char* op, const char* name) {
+  TORCH_CHECK_VALUE(words.defined(), op, ": ", name, " is undefined");
+  TORCH_CHECK_TYPE(words.scalar_type() == at::kLong, op, ": ", name,
+                   " must be int64 words, got dtype ", words.scalar_type());
+  TORCH_CHECK_VALUE(words.dim() == 2, op, ": ", name, " must be 2-d [neurons, words], got ",
+                    words.dim(), " dimensions");
+  TORCH_CHECK_VALUE(words.device().is_cpu(), op, ": ", name, " must be on the CPU, got ",
+                    words.device());
+  const int64_t need = math::ceil_div(length, math::kWordBits);
+  TORCH_CHECK_VALUE(words.size(1) >= need, op, ": ", name, " holds ", words.size(1),
+                    " words a neuron, too few for length ", length, " (need ", need, ")");
+  const at::Tensor w = words.contiguous();
+  const uint64_t* p = reinterpret_cast<const uint64_t*>(w.const_data_ptr<int64_t>());
+  const int64_t W = w.size(1);
+  for (int64_t i = 0; i < w.size(0); ++i)
+    for (int64_t q = need - 1; q < W; ++q) {
+      const uint64_t past = p[i * W + q] & ~math::valid_mask(q, length);
+      TORCH_CHECK_VALUE(past == 0, op, ": ", name, " has a bit set at or past length ", length,
+                        " (neuron ", i, ", word ", q, ")");
+    }
+}
+
+// A side packed as plain series (raw_series_plan `pr`) from checked words:
+// the words themselves when they already have its layout, else a padded copy.
+PackedSide side_from_words(const at::Tensor& words, const SeriesPlan& pr) {
+  const int64_t n = words.size(0), need = pr.raw_words;
+  PackedSide side;
+  side.streams = 1;
+  if (words.is_contiguous() && words.size(1) == pr.words) {
+    side.onehot = words;
+    return side;
+  }
+  side.onehot = at::zeros({n, pr.words}, words.options());
+  side.onehot.narrow(1, 0, need).copy_(words.narrow(1, 0, need));
+  return side;
+}
+
+// The series as bool [T, N], for the paths that read a tensor.
+at::Tensor unpack_words(const at::Tensor& words, int64_t length) {
+  const at::Tensor w = words.contiguous();
+  const int64_t n = w.size(0), W = w.size(1);
+  at::Tensor out = at::empty({length, n}, w.options().dtype(at::kBool));
+  const uint64_t* p = reinterpret_cast<const uint64_t*>(w.const_data_ptr<int64_t>());
+  bool* o = out.data_ptr<bool>();
+  at::parallel_for(0, length, 4096, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t i = 0; i < n; ++i)
+        o[t * n + i] = (p[i * W + t / math::kWordBits] >> (t % math::kWordBits)) & 1;
+  });
   return out;
+}
+
+at::Tensor transfer_entropy_delays_packed_cpu(const at::Tensor& source, const at::Tensor& target,
+                                              int64_t length, c10::IntArrayRef delays, int64_t k,
+                                              int64_t l, bool with_sign) {
+  const char* op = "te._transfer_entropy_delays_packed";
+  check_delays(delays, op);
+  TORCH_CHECK_VALUE(length >= 1, op, ": length must be >= 1, got ", length);
+  check_words(source, length, op, "source");
+  check_words(target, length, op, "target");
+  const ScanResult what = with_sign ? ScanResult::kSigned : ScanResult::kTe;
+  // Plan as for bool [T, N] series of these sizes.
+  const std::vector<int64_t> xs{length, source.size(0)}, ys{length, target.size(0)};
+  TensorInfo xi, yi;
+  xi.sizes = xs;
+  yi.sizes = ys;
+  const int64_t dmin = *std::min_element(delays.begin(), delays.end());
+  const int64_t dmax = *std::max_element(delays.begin(), delays.end());
+  plan_series(xi, yi, k, l, dmax, std::nullopt, op);
+  const SeriesPlan pb = plan_series(xi, yi, k, l, dmin, std::nullopt, op);
+  if (!pb.onehot)
+    return scan_by_delay(unpack_words(source, length), unpack_words(target, length), delays, k,
+                         l, std::nullopt, with_sign);
+  const SeriesPlan pr = raw_series_plan(pb);
+  const PackedSide series = side_from_words(source, pr);
+  const bool same = source.is_same(target);
+  std::optional<PackedSide> packed_target;
+  std::optional<at::Tensor> dense_target;
+  return scan_series(
+      series, pb, pr, delays, what, source.options(), op,
+      [&]() -> const PackedSide& {
+        if (same) return series;
+        if (!packed_target) packed_target = side_from_words(target, pr);
+        return *packed_target;
+      },
+      [&]() -> const at::Tensor& {
+        if (!dense_target) dense_target = unpack_words(target, length);
+        return *dense_target;
+      });
+}
+
+at::Tensor transfer_entropy_delays_cpu(const at::Tensor& source, const at::Tensor& target,
+                                       c10::IntArrayRef delays, int64_t k, int64_t l,
+                                       std::optional<double> threshold) {
+  return scan_cpu(source, target, delays, k, l, threshold, ScanResult::kTe,
+                  "te.transfer_entropy_delays");
+}
+
+at::Tensor transfer_entropy_delays_signed_cpu(const at::Tensor& source, const at::Tensor& target,
+                                              c10::IntArrayRef delays, int64_t k, int64_t l,
+                                              std::optional<double> threshold) {
+  return scan_cpu(source, target, delays, k, l, threshold, ScanResult::kSigned,
+                  "te.transfer_entropy_delays_signed");
+}
+
+at::Tensor transfer_entropy_delays_counts_cpu(const at::Tensor& source, const at::Tensor& target,
+                                              c10::IntArrayRef delays, int64_t k, int64_t l,
+                                              std::optional<double> threshold) {
+  return scan_cpu(source, target, delays, k, l, threshold, ScanResult::kCounts,
+                  "te._transfer_entropy_delays_counts");
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(te, CPU, m) {
   m.impl("transfer_entropy_delays", &transfer_entropy_delays_cpu);
+  m.impl("transfer_entropy_delays_signed", &transfer_entropy_delays_signed_cpu);
+  m.impl("_transfer_entropy_delays_counts", &transfer_entropy_delays_counts_cpu);
+  m.impl("_transfer_entropy_delays_packed", &transfer_entropy_delays_packed_cpu);
 }
 
 }  // namespace cpu

@@ -211,9 +211,8 @@ bool sparse_scan_pays(double density, const SeriesPlan& pb, int64_t unique_delay
   return A * p * p + B * p / static_cast<double>(unique_delays) < 0.8;
 }
 
-at::Tensor scan_sparse(const PackedSide& source, const PackedSide& target,
-                       c10::IntArrayRef delays, const SeriesPlan& pb, const SeriesPlan& pr,
-                       const at::TensorOptions& options) {
+void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArrayRef delays,
+                 const SeriesPlan& pb, const SeriesPlan& pr, DelayScanOutput& out) {
   const int k = pb.k, l = pb.l;
   const int64_t I = pb.I, J = pb.J, R = pb.R, T = pb.T;
   const int64_t SX = pb.sx, SY = pb.sy;
@@ -262,8 +261,6 @@ at::Tensor scan_sparse(const PackedSide& source, const PackedSide& target,
       }
     }
   });
-  at::Tensor out = at::empty({static_cast<int64_t>(delays.size()), I, J}, options.dtype(at::kDouble));
-  double* o = out.data_ptr<double>();
   std::vector<int64_t> slot_of(static_cast<size_t>(delays.size()));
   for (size_t a = 0; a < delays.size(); ++a)
     slot_of[a] = std::lower_bound(distinct.begin(), distinct.end(), delays[a]) - distinct.begin();
@@ -382,13 +379,12 @@ at::Tensor scan_sparse(const PackedSide& source, const PackedSide& target,
                                           ycount.data() + (q * J + j) * SY, nobs[q], k, l, bins);
               const double te =
                   math::te_from_joint_counts_given(bins, k, l, f, nobs[q], target_sum[q * J + j]);
-              for (const int64_t a : slots_of[q]) o[(a * I + i) * J + j] = te;
+              out.put(slots_of[q], i, j, te, bins, k, l);
             }
         }
       }
     });
   });
-  return out;
 }
 
 }  // namespace cpu

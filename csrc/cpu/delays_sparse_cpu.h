@@ -16,6 +16,7 @@
 
 #include "../packed.h"
 #include "../te_plan.h"
+#include "delay_scan_output.h"
 
 namespace te {
 namespace cpu {
@@ -28,11 +29,10 @@ double packed_density(const PackedSide& side, const SeriesPlan& raw_plan, int64_
 // `density` is the ones' fraction of both sides together.
 bool sparse_scan_pays(double density, const SeriesPlan& pb, int64_t unique_delays);
 
-// TE [D, I, J] from sides packed as plain series with `raw_plan` (see
+// The scan into `out` from sides packed as plain series with `raw_plan` (see
 // delays_cpu.cpp's raw_series_plan); pb is the plan at the smallest delay.
-at::Tensor scan_sparse(const PackedSide& source, const PackedSide& target,
-                       c10::IntArrayRef delays, const SeriesPlan& pb, const SeriesPlan& raw_plan,
-                       const at::TensorOptions& options);
+void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArrayRef delays,
+                 const SeriesPlan& pb, const SeriesPlan& raw_plan, DelayScanOutput& out);
 
 }  // namespace cpu
 }  // namespace te

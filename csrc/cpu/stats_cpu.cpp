@@ -24,6 +24,7 @@
 #include "clog_table.h"
 #include "pack_cpu.h"
 #include "pair_counts_cpu.h"
+#include "te_ops_cpu.h"
 
 namespace te {
 namespace cpu {
@@ -319,9 +320,28 @@ at::Tensor local_transfer_entropy_cpu(const at::Tensor& source, const at::Tensor
   return out;
 }
 
+at::Tensor sorted_local_te_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
+  const char* op = "te.sorted_local_te";
+  const int64_t bins = check_counts(counts, k, l, op);
+  const at::Tensor c = counts.to(at::kLong).contiguous();
+  at::Tensor out = at::empty(std::vector<int64_t>(counts.sizes().begin(), counts.sizes().end() - 1),
+                             counts.options().dtype(at::kDouble));
+  const int64_t npairs = out.numel();
+  const int64_t* cp = c.const_data_ptr<int64_t>();
+  check_count_values(cp, npairs * bins, bins, op);
+  double* o = out.data_ptr<double>();
+  at::parallel_for(0, npairs, 4096, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q)
+      o[q] = stats::sorted_local_te_from_joint_counts(cp + q * bins, static_cast<int>(k),
+                                                      static_cast<int>(l));
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(te, CPU, m) {
+  m.impl("sorted_local_te", &sorted_local_te_cpu);
   m.impl("transfer_entropy_surrogates", &transfer_entropy_surrogates_cpu);
   m.impl("local_transfer_entropy", &local_transfer_entropy_cpu);
 }

@@ -19,6 +19,16 @@
 
 namespace te {
 namespace cpu {
+
+void check_count_values(const int64_t* c, int64_t n, int64_t bins, const char* op) {
+  int64_t lo = 0, hi = 0;
+  for (int64_t e = 0; e < n; ++e) {
+    lo = std::min(lo, c[e]);
+    hi = std::max(hi, c[e]);
+  }
+  check_count_range(lo, hi, bins, op);
+}
+
 namespace {
 
 // Pack step of the drivers: the memory check, then both sides in one parallel region.
@@ -120,14 +130,7 @@ void te_of_counts(const at::Tensor& c, int64_t k, int64_t l, int64_t bins, bool 
   // every marginal the reduction looks up. (Two ATen reductions would cost
   // more than the op on the small per-step histograms of training.) Totals
   // are summed only after the range check has ruled out int64 overflow.
-  if (check_range) {
-    int64_t lo = 0, hi = 0;
-    for (int64_t e = 0; e < npairs * bins; ++e) {
-      lo = std::min(lo, cp[e]);
-      hi = std::max(hi, cp[e]);
-    }
-    check_count_range(lo, hi, bins, op);
-  }
+  if (check_range) check_count_values(cp, npairs * bins, bins, op);
   int64_t most = 0;
   for (int64_t q = 0; q < npairs; ++q) {
     int64_t total = 0;

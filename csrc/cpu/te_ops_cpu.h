@@ -12,5 +12,9 @@ void accumulate_joint_counts_cpu(at::Tensor& counts, const at::Tensor& source,
                                  const at::Tensor& target, int64_t k, int64_t l, int64_t delay,
                                  int64_t sign, const char* op);
 
+// Raises ValueError unless the n user-given counts c are non-negative and a
+// histogram of `bins` of them sums within int64 (check_count_range).
+void check_count_values(const int64_t* c, int64_t n, int64_t bins, const char* op);
+
 }  // namespace cpu
 }  // namespace te

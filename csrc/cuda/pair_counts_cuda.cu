@@ -1,7 +1,9 @@
 #include "pair_counts_cuda.h"
 
 #include <ATen/ops/_int_mm.h>
+#include <ATen/ops/aminmax.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
@@ -205,6 +207,13 @@ at::Tensor histogram_counts(const PackedSide& X, const PackedSide& Y, const Seri
 }
 
 }  // namespace
+
+void check_count_values_cuda(const at::Tensor& counts, int64_t bins, const char* op) {
+  const auto [lo, hi] = at::aminmax(counts);
+  const at::Tensor range = at::stack({lo, hi}).cpu();
+  const int64_t* r = range.const_data_ptr<int64_t>();
+  check_count_range(r[0], r[1], bins, op);
+}
 
 at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l,
                                     const int64_t* status) {

@@ -26,5 +26,10 @@ at::Tensor listed_pairs_te_cuda(const PackedSide& X, const PackedSide& Y, const 
 at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l,
                                     const int64_t* status = nullptr);
 
+// Raises ValueError unless the user-given counts (int64) are non-negative and a
+// histogram of `bins` of them sums within int64: one synchronisation, because
+// counts out of range must raise, not overflow.
+void check_count_values_cuda(const at::Tensor& counts, int64_t bins, const char* op);
+
 }  // namespace cuda
 }  // namespace te

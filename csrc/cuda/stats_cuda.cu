@@ -183,9 +183,34 @@ at::Tensor local_transfer_entropy_cuda(const at::Tensor& source, const at::Tenso
   return out;
 }
 
+__global__ void sorted_local_te_kernel(const int64_t* __restrict__ counts, int64_t npairs, int k,
+                                       int l, double* __restrict__ out) {
+  const int64_t bins = int64_t(1) << (k + l + 1);
+  for (int64_t q = grid_start(); q < npairs; q += grid_stride())
+    out[q] = stats::sorted_local_te_from_joint_counts(counts + q * bins, k, l);
+}
+
+at::Tensor sorted_local_te_cuda(const at::Tensor& counts, int64_t k, int64_t l) {
+  const char* op = "te.sorted_local_te";
+  const int64_t bins = check_counts(counts, k, l, op);
+  const c10::cuda::CUDAGuard guard(counts.device());
+  at::Tensor out = at::empty(std::vector<int64_t>(counts.sizes().begin(), counts.sizes().end() - 1),
+                             counts.options().dtype(at::kDouble));
+  const int64_t npairs = out.numel();
+  if (npairs == 0) return out;
+  const at::Tensor c = counts.to(at::kLong).contiguous();
+  check_count_values_cuda(c, bins, op);
+  sorted_local_te_kernel<<<blocks_for(npairs), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      c.const_data_ptr<int64_t>(), npairs, static_cast<int>(k), static_cast<int>(l),
+      out.data_ptr<double>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(te, CUDA, m) {
+  m.impl("sorted_local_te", &sorted_local_te_cuda);
   m.impl("transfer_entropy_surrogates", &transfer_entropy_surrogates_cuda);
   m.impl("local_transfer_entropy", &local_transfer_entropy_cuda);
 }

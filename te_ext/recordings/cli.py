@@ -40,9 +40,9 @@ from .. import _prepare
 from ..delays import parse_delays
 from .example import (example_network, found_links, precision_at_true_count, roc_auc,
                       sign_accuracy)
-from .io import (InputError, SafeOutput, check_fits_disk, check_fits_memory, check_output,
-                 load_series)
-from .scan import BLOCK_BYTES, Ranks, block_size, delay_scan, peak_p_values, peak_signed
+from .io import (InputError, PackedRecording, SafeOutput, check_fits_disk, check_fits_memory,
+                 check_output, load_series)
+from .scan import BLOCK_BYTES, PackedSeries, Ranks, block_size, delay_scan, peak_p_values
 
 PROG = "te-matrix"
 MAX_EXAMPLE_NEURONS = 20_000  # its n x n link matrices live in memory
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
                    help="dtype of te and peak in the output (default float64)")
     p.add_argument("--block", type=int, help="source neurons per block (default: sized to "
-                   f"{BLOCK_BYTES >> 20} MiB of TE per block)")
+                   f"{BLOCK_BYTES >> 20} MiB of TE and sign per block)")
     p.add_argument("--significance", type=int, metavar="S", help="surrogates for p_value of "
                    "the peak")
     p.add_argument("--seed", type=int, default=0, help="seed of --significance and --example")
@@ -140,26 +140,33 @@ def compute_and_write(args, series: np.ndarray, out: str, ranks: Ranks, extra=No
     if ranks.rank == 0:  # the te temporary, its copy in the .npz, and the rest
         check_fits_disk(out, 2 * te_bytes + n * n * (dtype.itemsize + 4 + 8) + (1 << 20))
     block = block_size(n, D, args.block)
-    check_fits_memory(T * n * 2 + 3 * D * block * n * 8, f"the scan (T={T}, N={n}, D={D}, "
+    packed = isinstance(series, PackedRecording)
+    # the words are read in place; a raster is packed by the op (its copy, 1/8 the size)
+    raster = series.words.nbytes if packed else T * n * 2
+    check_fits_memory(raster + 4 * D * block * n * 8, f"the scan (T={T}, N={n}, D={D}, "
                                                          f"block={block})")
-    x = torch.from_numpy(np.ascontiguousarray(series))
-    if args.device == "cuda":
-        x = x.cuda()
+    if packed:
+        x = PackedSeries(torch.from_numpy(series.words), T)
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(series))
+        if args.device == "cuda":
+            x = x.cuda()
     writer = SafeOutput(out, (D, n, n), dtype) if ranks.rank == 0 else None
     try:
         peak = np.empty((n, n), dtype=dtype) if writer else None
         peak_delay = np.empty((n, n), dtype=np.int32) if writer else None
+        signed = np.empty((n, n), dtype=np.float64) if writer else None
         delay_scan(x, delays, k=k, l=l, block=block, ranks=ranks,
                    write_rows=writer.write_rows if writer else None, peak=peak,
-                   peak_delay=peak_delay)
+                   peak_delay=peak_delay, signed_peak=signed)
         if writer is None:
             return None
-        signed = peak_signed(x, peak_delay, k=k, l=l, block=block)
         arrays = {"delays": np.asarray(delays, dtype=np.int64), "peak": peak,
                   "peak_delay": peak_delay, "signed_peak": signed.astype(dtype),
                   "sign": np.sign(signed).astype(np.int8), "k": np.int64(k), "l": np.int64(l)}
         if args.significance is not None:
-            arrays["p_value"] = peak_p_values(x, peak_delay, surrogates=args.significance, k=k,
+            dense = torch.from_numpy(series.dense()) if packed else x  # significance reads [T, N]
+            arrays["p_value"] = peak_p_values(dense, peak_delay, surrogates=args.significance, k=k,
                                               l=l, seed=args.seed)
         arrays.update(extra or {})
         writer.commit(**arrays)
@@ -264,8 +271,11 @@ def _run(args) -> int:
             if args.example:
                 run_example(args, out, ranks)
                 return 0
+            # Spike times are binned into packed words where the scan reads them (one CPU
+            # process); a dense raster elsewhere.
             series = load_series(args.input, bin=args.bin, t0=args.t0, t1=args.t1,
-                                 neurons=args.neurons)
+                                 neurons=args.neurons,
+                                 packed=args.device == "cpu" and ranks.world == 1)
             compute_and_write(args, series, out, ranks)
         except InputError as e:
             return _fail(str(e))

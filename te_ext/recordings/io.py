@@ -103,21 +103,28 @@ def _finite(name: str, value: Optional[float]) -> Optional[float]:
     return value
 
 
-def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Optional[float],
-               t1: Optional[float], n: Optional[int], where: str = "input") -> np.ndarray:
-    """Bool ``[T, N]``: entry ``[b, i]`` is 1 if neuron ``i`` spiked in bin ``b``.
+class PackedRecording:
+    """A binned recording as bit-packed words: ``words`` int64 ``[N, W]``, ``W >= T / 64``, bit ``t``
+    of row ``i`` (least significant first) set if neuron ``i`` spiked in bin ``t``; the bits
+    at or past ``length`` are zero. What :func:`te_ext.delays.transfer_entropy_delays_packed`
+    reads: 1/8 of a bool ``[T, N]`` raster, which is never made."""
 
-    The rule, exact at the edges: a spike at time ``t`` in ``[t0, t1)`` goes to bin
-    ``b = floor((t - t0) / bin)``. It lands in exactly one bin. If rounding puts it at or past
-    the last bin while ``t < t1``, it goes to the last bin. Spikes outside ``[t0, t1)`` are
-    dropped.
+    def __init__(self, words: np.ndarray, length: int):
+        self.words, self.length = words, int(length)
 
-    - By default ``t0`` is the first spike.
-    - By default ``t1`` lies just past the last spike: the recording then has
-      ``floor((last - t0) / bin) + 1`` bins, and the last spike is always kept.
-    - With ``t1`` given, there are ``ceil((t1 - t0) / bin)`` bins.
-    - ``bin`` may be None for integer ``times``: they are bin indices (``bin = 1``).
-    """
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return self.length, self.words.shape[0]
+
+    def dense(self) -> np.ndarray:
+        """The bool ``[T, N]`` raster (for the paths that read one)."""
+        bits = np.unpackbits(self.words.view(np.uint8), axis=1, bitorder="little")
+        return bits[:, :self.length].T.astype(np.bool_)
+
+
+def _spike_bins(times, neurons, *, bin, t0, t1, n, where, bytes_per_cell: float):
+    """The checks and the binning rule of :func:`bin_spikes`: (bin of each kept spike, its
+    neuron, number of bins, number of neurons)."""
     times = np.asarray(times)
     neurons = np.asarray(neurons)
     if times.ndim != 1 or neurons.ndim != 1 or times.shape != neurons.shape:
@@ -166,19 +173,56 @@ def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Option
         nbins = math.ceil(span) if math.isfinite(span) and span > 0 else 0
     if nbins < 1:
         raise InputError(f"empty time range [{t0}, {t1}) with --bin {bin}")
-    check_fits_memory(nbins * n, f"binning into {nbins} bins x {n} neurons (--bin {bin}, "
-                                 f"--t0 {t0}, --t1 {t1}, --neurons {n})")
+    check_fits_memory(math.ceil(nbins * n * bytes_per_cell),
+                      f"binning into {nbins} bins x {n} neurons (--bin {bin}, --t0 {t0}, "
+                      f"--t1 {t1}, --neurons {n})")
     keep = (times >= t0) & (times < t1)
     b = np.floor((times[keep] - t0) / bin).astype(np.int64)
     b = np.minimum(b, nbins - 1)  # rounding at t1: t < t1 stays in the last bin
+    return b, neurons[keep].astype(np.int64), nbins, n
+
+
+def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Optional[float],
+               t1: Optional[float], n: Optional[int], where: str = "input") -> np.ndarray:
+    """Bool ``[T, N]``: entry ``[b, i]`` is 1 if neuron ``i`` spiked in bin ``b``.
+
+    The rule, exact at the edges: a spike at time ``t`` in ``[t0, t1)`` goes to bin
+    ``b = floor((t - t0) / bin)``. It lands in exactly one bin. If rounding puts it at or past
+    the last bin while ``t < t1``, it goes to the last bin. Spikes outside ``[t0, t1)`` are
+    dropped.
+
+    - By default ``t0`` is the first spike.
+    - By default ``t1`` lies just past the last spike: the recording then has
+      ``floor((last - t0) / bin) + 1`` bins, and the last spike is always kept.
+    - With ``t1`` given, there are ``ceil((t1 - t0) / bin)`` bins.
+    - ``bin`` may be None for integer ``times``: they are bin indices (``bin = 1``).
+    """
+    b, ids, nbins, n = _spike_bins(times, neurons, bin=bin, t0=t0, t1=t1, n=n, where=where,
+                                   bytes_per_cell=1)
     out = np.zeros((nbins, n), dtype=np.bool_)
-    out[b, neurons[keep].astype(np.int64)] = True
+    out[b, ids] = True
     return out
 
 
+def bin_spikes_packed(times: np.ndarray, neurons: np.ndarray, *, bin: float,
+                      t0: Optional[float], t1: Optional[float], n: Optional[int],
+                      where: str = "input") -> PackedRecording:
+    """:func:`bin_spikes` (the same rule and checks) into bit-packed words: memory that
+    follows the bins / 8 and the spikes, never a ``[T, N]`` byte array."""
+    b, ids, nbins, n = _spike_bins(times, neurons, bin=bin, t0=t0, t1=t1, n=n, where=where,
+                                   bytes_per_cell=1 / 8)
+    width = -(-nbins // 512) * 8  # words, padded as the kernels pad rows: read without a copy
+    words = np.zeros((n, width), dtype=np.uint64)
+    cell = np.unique(ids * nbins + b)  # one bit per (neuron, bin), however many spikes
+    ids, b = cell // nbins, cell % nbins
+    np.bitwise_or.at(words, (ids, b >> 6), np.left_shift(np.uint64(1), (b & 63).astype(np.uint64)))
+    return PackedRecording(words.view(np.int64), nbins)
+
+
 def load_series(path: str, *, bin: Optional[float], t0: Optional[float], t1: Optional[float],
-                neurons: Optional[int]) -> np.ndarray:
-    """The recording as bool ``[T, N]``, from either input format (recognised by content)."""
+                neurons: Optional[int], packed: bool = False):
+    """The recording as bool ``[T, N]``, from either input format (recognised by content); with
+    ``packed``, spike-time input is binned into a :class:`PackedRecording` instead."""
     if _kind(path) == "npy":
         return load_npy(path)
     try:
@@ -194,7 +238,8 @@ def load_series(path: str, *, bin: Optional[float], t0: Optional[float], t1: Opt
         raise
     except _READ_ERRORS as e:
         raise InputError(f"cannot read {path}: {e}") from None
-    return bin_spikes(times, ids, bin=bin, t0=t_start, t1=t_stop, n=neurons, where=path)
+    return (bin_spikes_packed if packed else bin_spikes)(times, ids, bin=bin, t0=t_start,
+                                                         t1=t_stop, n=neurons, where=path)
 
 
 # ----------------------------------------------------------------------------- output

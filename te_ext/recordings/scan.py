@@ -1,22 +1,28 @@
 """``te-matrix``'s computation: the delay scan in blocks of source neurons, the peak over
-delays, p-values of the peak, spread over ranks under torchrun."""
+delays and its sign, p-values of the peak, spread over ranks under torchrun."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 import torch
 
 from .. import distributed as te_dist
-from .._ops import joint_counts
-from ..delays import transfer_entropy_delays
-from ..stats import significance, sorted_local_te
+from ..delays import transfer_entropy_delays, transfer_entropy_delays_packed
+from ..stats import significance
 
-# Bytes of float64 TE per block of sources ([D, block, N]); the op's workspace is about as much.
+# Bytes of float64 TE and sign per block of sources ([2, D, block, N]); the op's workspace is
+# about as much.
 BLOCK_BYTES = 256 << 20
+
+
+class PackedSeries(NamedTuple):
+    """A recording as bit-packed words, int64 ``[N, ceil(length / 64)]`` (one process, CPU)."""
+    words: torch.Tensor
+    length: int
 
 
 class Ranks:
@@ -60,34 +66,44 @@ def _progress(total: int, enabled: bool):
 
 
 def block_size(n: int, d: int, requested: Optional[int]) -> int:
+    """Sources per block: the block's TE and its sign, float64 [2, D, block, N], stay under
+    BLOCK_BYTES."""
     if requested is not None:
         return min(requested, n)
-    return max(1, min(n, BLOCK_BYTES // max(1, d * n * 8)))
+    return max(1, min(n, BLOCK_BYTES // max(1, 2 * d * n * 8)))
 
 
 def delay_scan(x: torch.Tensor, delays: List[int], *, k: int, l: int, block: int, ranks: Ranks,
                write_rows=None, peak: Optional[np.ndarray] = None,
-               peak_delay: Optional[np.ndarray] = None) -> None:
+               peak_delay: Optional[np.ndarray] = None,
+               signed_peak: Optional[np.ndarray] = None) -> None:
     """TE at every delay, one block of source neurons at a time: ``write_rows(i0, te[D, b, N])``
-    receives each block (rank 0), and ``peak``/``peak_delay`` their maximum over delays and its
-    delay (the first on ties)."""
-    n = x.shape[-1]
+    receives each block (rank 0); ``peak``/``peak_delay`` their maximum over delays and its
+    delay (the first on ties), and ``signed_peak`` the sorted local TE (Kajiwara et al. 2021)
+    at that delay, positive for an excitatory link. The sign comes from the scan's own joint
+    counts (``transfer_entropy_delays(..., signed=True)``): no second pass over the data."""
+    packed = isinstance(x, PackedSeries)
+    n = x.words.shape[0] if packed else x.shape[-1]
     dl = np.asarray(delays)
     starts = list(range(0, n, block))
     bar = _progress(len(starts), ranks.rank == 0)
     for i0 in starts:
         i1 = min(n, i0 + block)
-        src = x[:, i0:i1]
-        if ranks.world > 1:
-            te = te_dist.transfer_entropy_delays(src, x, delays, k=k, l=l)
+        if packed:
+            te, sign = transfer_entropy_delays_packed(x.words[i0:i1], x.words, x.length, delays,
+                                                      k=k, l=l, signed=True)
+        elif ranks.world > 1:
+            src = x[:, i0:i1]
+            te, sign = te_dist.transfer_entropy_delays(src, x, delays, k=k, l=l, signed=True)
         else:
-            te = transfer_entropy_delays(src, x, delays, k=k, l=l)
+            te, sign = transfer_entropy_delays(x[:, i0:i1], x, delays, k=k, l=l, signed=True)
         if write_rows is not None:
-            te = te.cpu().numpy()
+            te, sign = te.cpu().numpy(), sign.cpu().numpy()
             write_rows(i0, te)
-            best = np.argmax(te, axis=0)  # the first delay on ties
-            peak[i0:i1] = np.take_along_axis(te, best[None], axis=0)[0]
-            peak_delay[i0:i1] = dl[best]
+            best = np.argmax(te, axis=0)[None]  # the first delay on ties
+            peak[i0:i1] = np.take_along_axis(te, best, axis=0)[0]
+            peak_delay[i0:i1] = dl[best[0]]
+            signed_peak[i0:i1] = np.take_along_axis(sign, best, axis=0)[0]
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -105,23 +121,3 @@ def peak_p_values(x: torch.Tensor, peak_delay: np.ndarray, *, surrogates: int, k
                            pairs=torch.from_numpy(ij).to(x.device), seed=seed)
         p[ij[:, 0], ij[:, 1]] = res.p_value.cpu().numpy()
     return p
-
-
-def peak_signed(x: torch.Tensor, peak_delay: np.ndarray, *, k: int, l: int, block: int) -> np.ndarray:
-    """Sorted local TE (:func:`te_ext.stats.sorted_local_te`) of each pair at its peak delay:
-    positive for an excitatory link, negative for an inhibitory one. One ``joint_counts`` per
-    block of sources and distinct peak delay: a second pass over the data, which the delay scan's
-    own kernel does not yet share."""
-    n = x.shape[-1]
-    out = np.zeros(peak_delay.shape, dtype=np.float64)
-    bins = 2 ** (k + l + 1)
-    block = max(1, min(block, (256 << 20) // max(1, n * bins * 8)))
-    for d in np.unique(peak_delay):
-        for i0 in range(0, n, block):
-            i1 = min(n, i0 + block)
-            rows = peak_delay[i0:i1] == d
-            if not rows.any():
-                continue
-            s = sorted_local_te(joint_counts(x[:, i0:i1], x, k=k, l=l, delay=int(d)), k, l)
-            out[i0:i1][rows] = s.cpu().numpy()[rows]
-    return out
