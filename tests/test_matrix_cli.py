@@ -111,6 +111,9 @@ def test_example_recovers_planted_links(tmp_path, capsys):
         sign, link_sign, signed = z["sign"], z["link_sign"], z["signed_peak"]
         assert (link_sign < 0).any() and (link_sign > 0).any()  # both kinds are planted
         assert np.array_equal(sign, np.sign(signed))
+        teci = z["teci"][adj.astype(bool)]  # planted links: a peak among 8 delays
+        assert z["ci_window"] == 5 and np.all((teci > 0) & (teci <= 1))
+        assert np.median(teci) > 5 / 8  # sharper than a flat scan's window / D
     sign_ok = float(text.split("sign (sorted local TE at the peak delay) right for ")[1].split("%")[0])
     assert sign_ok >= 95.0, text  # the floor, over the planted links the TE finds
     assert (tmp_path / "ex.png").stat().st_size > 1000

@@ -45,3 +45,30 @@ def test_data1_sized_recording_fits_in_a_gibibyte(tmp_path):
     with np.load(out) as z:
         assert z["te"].shape == (30, n, n) and z["signed_peak"].shape == (n, n)
     assert peak <= 1 << 30, f"peak resident memory {peak / 2**30:.3f} GiB"
+
+
+def _ci_reduce(cells, window):
+    """The Transfer Entropy Toolbox's CIReduce.m, transcribed (1-based MATLAB indices)."""
+    peak_idx = int(np.argmax(cells)) + 1
+    left = max(1, peak_idx - window // 2)
+    right = min(len(cells), peak_idx + window // 2)
+    total = cells.sum()
+    return cells[left - 1:right].sum() / total if total else np.nan
+
+
+def test_coincidence_index_is_the_toolbox_reduction():
+    from te_ext.recordings.scan import coincidence_index
+
+    rng = np.random.default_rng(4)
+    te = rng.random((30, 6, 5)) ** 4
+    te[:, 0, 0] = 0.0          # all zero: 0/0
+    te[:, 1, 1] = 0.0
+    te[0, 1, 1] = 1.0          # peak at the first delay: the window is clipped
+    te[-1, 2, 2] = 9.0         # and at the last
+    best = np.argmax(te, axis=0)
+    for window in (1, 3, 5, 31):
+        got = coincidence_index(te, best, window)
+        want = np.array([[_ci_reduce(te[:, i, j], window) for j in range(5)] for i in range(6)])
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    assert np.isnan(coincidence_index(te, best, 5)[0, 0])
+    assert coincidence_index(te, best, 5)[1, 1] == 1.0

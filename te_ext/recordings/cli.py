@@ -13,11 +13,15 @@ The output ``.npz`` holds:
 - ``peak_delay [N, N]``: the delay of the peak (the first on ties);
 - ``signed_peak [N, N]``: the sorted local TE (Kajiwara et al. 2021) at the peak delay,
   positive for an excitatory link and negative for an inhibitory one, and ``sign [N, N]``
-  (int8: +1, -1, or 0 where it is exactly 0);
+  (int8: +1, -1, or 0 where it is exactly 0), both from the scan's own joint counts;
+- ``teci [N, N]``: the coincidence index (Ito et al. 2011): TE summed over ``--ci-window``
+  delays around the peak over TE summed over all delays (NaN where all are 0), and
+  ``ci_window``;
 - with ``--significance S``, ``p_value [N, N]``: the peak's p-value at its delay.
 
 The matrix is computed in blocks of source neurons, spread over the ranks under
-``torchrun``. It is written through temporaries beside the output, which only a complete
+``torchrun``. Spike times (``.npz``) are binned straight into bit-packed words in one CPU
+process, so the recording never exists as a ``[T, N]`` byte array. It is written through temporaries beside the output, which only a complete
 result replaces (see :mod:`te_ext.recordings.io`). A signal (SIGINT, SIGTERM, SIGHUP) or a
 failure removes the temporaries.
 
@@ -79,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                    f"{BLOCK_BYTES >> 20} MiB of TE and sign per block)")
     p.add_argument("--significance", type=int, metavar="S", help="surrogates for p_value of "
                    "the peak")
+    p.add_argument("--ci-window", type=int, default=5, metavar="W",
+                   help="delays summed around the peak for the coincidence index teci (odd, "
+                        "default 5, as the Transfer Entropy Toolbox's ASDFTE)")
     p.add_argument("--seed", type=int, default=0, help="seed of --significance and --example")
     p.add_argument("--example", action="store_true", help="run on a generated network with "
                    "planted links; print ROC AUC and precision; write the matrix and a PNG")
@@ -101,6 +108,8 @@ def _validate(args) -> None:
             raise InputError(f"--{name} must be a finite number, got {v}")
     if args.neurons is not None and args.neurons < 1:
         raise InputError(f"--neurons must be >= 1, got {args.neurons}")
+    if args.ci_window < 1 or args.ci_window % 2 == 0:
+        raise InputError(f"--ci-window must be an odd number >= 1, got {args.ci_window}")
     if args.block is not None and args.block < 1:
         raise InputError(f"--block must be >= 1, got {args.block}")
     if args.threads is not None and args.threads < 1:
@@ -156,14 +165,17 @@ def compute_and_write(args, series: np.ndarray, out: str, ranks: Ranks, extra=No
         peak = np.empty((n, n), dtype=dtype) if writer else None
         peak_delay = np.empty((n, n), dtype=np.int32) if writer else None
         signed = np.empty((n, n), dtype=np.float64) if writer else None
+        teci = np.empty((n, n), dtype=np.float64) if writer else None
         delay_scan(x, delays, k=k, l=l, block=block, ranks=ranks,
                    write_rows=writer.write_rows if writer else None, peak=peak,
-                   peak_delay=peak_delay, signed_peak=signed)
+                   peak_delay=peak_delay, signed_peak=signed, teci=teci,
+                   ci_window=args.ci_window)
         if writer is None:
             return None
         arrays = {"delays": np.asarray(delays, dtype=np.int64), "peak": peak,
                   "peak_delay": peak_delay, "signed_peak": signed.astype(dtype),
-                  "sign": np.sign(signed).astype(np.int8), "k": np.int64(k), "l": np.int64(l)}
+                  "sign": np.sign(signed).astype(np.int8), "teci": teci.astype(dtype),
+                  "ci_window": np.int64(args.ci_window), "k": np.int64(k), "l": np.int64(l)}
         if args.significance is not None:
             dense = torch.from_numpy(series.dense()) if packed else x  # significance reads [T, N]
             arrays["p_value"] = peak_p_values(dense, peak_delay, surrogates=args.significance, k=k,

@@ -73,15 +73,33 @@ def block_size(n: int, d: int, requested: Optional[int]) -> int:
     return max(1, min(n, BLOCK_BYTES // max(1, 2 * d * n * 8)))
 
 
+def coincidence_index(te: np.ndarray, best: np.ndarray, window: int) -> np.ndarray:
+    """The coincidence index (TECI; Ito et al., PLoS ONE 2011) of each pair: the TE summed over
+    ``window`` consecutive entries of the scan centred on the peak (clipped at the ends), over
+    the TE summed over the whole scan, as the Transfer Entropy Toolbox's ``CIReduce.m`` computes
+    it. ``te [D, ...]``, ``best`` the peak's index per pair; NaN where every TE is 0 (0/0, as
+    there). A sharp peak gives a value near 1, a flat scan about window / D."""
+    D = te.shape[0]
+    cs = np.concatenate([np.zeros((1,) + te.shape[1:]), np.cumsum(te, axis=0)])
+    lo = np.maximum(best - window // 2, 0)
+    hi = np.minimum(best + window // 2, D - 1)
+    num = np.take_along_axis(cs, hi[None] + 1, axis=0)[0] - np.take_along_axis(cs, lo[None], axis=0)[0]
+    total = cs[D]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
+
+
 def delay_scan(x: torch.Tensor, delays: List[int], *, k: int, l: int, block: int, ranks: Ranks,
                write_rows=None, peak: Optional[np.ndarray] = None,
                peak_delay: Optional[np.ndarray] = None,
-               signed_peak: Optional[np.ndarray] = None) -> None:
+               signed_peak: Optional[np.ndarray] = None, teci: Optional[np.ndarray] = None,
+               ci_window: int = 5) -> None:
     """TE at every delay, one block of source neurons at a time: ``write_rows(i0, te[D, b, N])``
     receives each block (rank 0); ``peak``/``peak_delay`` their maximum over delays and its
     delay (the first on ties), and ``signed_peak`` the sorted local TE (Kajiwara et al. 2021)
     at that delay, positive for an excitatory link. The sign comes from the scan's own joint
-    counts (``transfer_entropy_delays(..., signed=True)``): no second pass over the data."""
+    counts (``transfer_entropy_delays(..., signed=True)``): no second pass over the data.
+    ``teci``: the coincidence index over ``ci_window`` delays (:func:`coincidence_index`)."""
     packed = isinstance(x, PackedSeries)
     n = x.words.shape[0] if packed else x.shape[-1]
     dl = np.asarray(delays)
@@ -104,6 +122,8 @@ def delay_scan(x: torch.Tensor, delays: List[int], *, k: int, l: int, block: int
             peak[i0:i1] = np.take_along_axis(te, best, axis=0)[0]
             peak_delay[i0:i1] = dl[best[0]]
             signed_peak[i0:i1] = np.take_along_axis(sign, best, axis=0)[0]
+            if teci is not None:
+                teci[i0:i1] = coincidence_index(te, best[0], ci_window)
         if bar is not None:
             bar.update(1)
     if bar is not None:
