@@ -258,3 +258,27 @@ def test_integer_spike_times_are_bin_indices_by_default():
     assert np.array_equal(b, matrix.bin_spikes(times, neurons, bin=1.0, t0=0, t1=10, n=2))
     with pytest.raises(InputError, match="non-integer spike_times needs --bin"):
         matrix.bin_spikes(times.astype(float), neurons, bin=None, t0=0, t1=10, n=2)
+
+
+@pytest.mark.parametrize("stored,options,said", [
+    ({}, [], "(the first spike to just past the last spike)"),
+    ({"t_start": 0.0, "t_stop": 1.0}, [], "(the file's t_start to the file's t_stop)"),
+    ({"t_start": 0.0, "t_stop": 1.0}, ["--t0", "0.1", "--t1", "0.9"], "(--t0 to --t1)"),
+])
+def test_the_binned_range_is_said_and_kept(tmp_path, capsys, stored, options, said):
+    rng = np.random.default_rng(2)
+    times = np.sort(rng.random(400)) * 0.8 + 0.1
+    inp, out = tmp_path / "s.npz", tmp_path / "te.npz"
+    np.savez(inp, spike_times=times, spike_neurons=rng.integers(0, 3, 400), **stored)
+    assert matrix.main([str(inp), "--bin", "0.01", "--delays", "1:3", "--out", str(out),
+                        *options]) == 0
+    assert said in capsys.readouterr().err
+    if options:
+        t0, bins = 0.1, 80
+    elif stored:
+        t0, bins = 0.0, 100
+    else:
+        t0, bins = times.min(), int(np.floor((times.max() - times.min()) / 0.01)) + 1
+    with np.load(out) as z:
+        assert z["t0"] == t0 and z["bin"] == 0.01
+        assert np.isclose(z["t1"], t0 + bins * 0.01, rtol=0, atol=1e-12)

@@ -17,7 +17,9 @@ The output ``.npz`` holds:
 - ``teci [N, N]``: the coincidence index (Ito et al. 2011): TE summed over ``--ci-window``
   delays around the peak over TE summed over all delays (NaN where all are 0), and
   ``ci_window``;
-- with ``--significance S``, ``p_value [N, N]``: the peak's p-value at its delay.
+- with ``--significance S``, ``p_value [N, N]``: the peak's p-value at its delay;
+- for spike-time input, ``t0``, ``t1`` and ``bin``: the range binned (also printed, with
+  where it came from: the options, the file's ``t_start``/``t_stop``, or the spikes).
 
 The matrix is computed in blocks of source neurons, spread over the ranks under
 ``torchrun``. Spike times (``.npz``) are binned straight into bit-packed words in one CPU
@@ -206,7 +208,7 @@ def run_example(args, out: str, ranks: Ranks) -> None:
     sign_ok = sign_accuracy(signed, link_sign, found)
     png = os.path.splitext(out)[0] + ".png"
     from .example import plot_example
-    plot_example(png, peak, adj, auc, prec)
+    plot_example(png, peak, signed, peak_delay, adj, link_sign, link_delay, auc, prec)
     print(f"{PROG} --example: {n} neurons, {spikes.shape[0]} bins, {int(adj.sum())} planted links "
           f"(delays 1-5 bins), mean rate {spikes.mean():.4f} spikes/bin, seed {args.seed}")
     print(f"peak TE over delays {args.delays}: ROC AUC {auc:.4f}, precision at "
@@ -285,10 +287,19 @@ def _run(args) -> int:
                 return 0
             # Spike times are binned into packed words where the scan reads them (one CPU
             # process); a dense raster elsewhere.
+            bounds: dict = {}
             series = load_series(args.input, bin=args.bin, t0=args.t0, t1=args.t1,
                                  neurons=args.neurons,
-                                 packed=args.device == "cpu" and ranks.world == 1)
-            compute_and_write(args, series, out, ranks)
+                                 packed=args.device == "cpu" and ranks.world == 1, bounds=bounds)
+            extra = None
+            if bounds:  # spike times: say which range was binned, and keep it with the result
+                t1 = bounds["t0"] + bounds["bins"] * bounds["bin"]
+                if ranks.rank == 0:
+                    print(f"{PROG}: binned [{bounds['t0']:.15g}, {t1:.15g}) into {bounds['bins']} bins "
+                          f"of {bounds['bin']:.15g} ({bounds['range_from']})", file=sys.stderr)
+                extra = {"t0": np.float64(bounds["t0"]), "t1": np.float64(t1),
+                         "bin": np.float64(bounds["bin"])}
+            compute_and_write(args, series, out, ranks, extra)
         except InputError as e:
             return _fail(str(e))
         except MemoryError:

@@ -100,28 +100,38 @@ def precision_at_true_count(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(labels[top].mean()) if len(top) else float("nan")
 
 
-def plot_example(png: str, peak: np.ndarray, adj: np.ndarray, auc: float, prec: float) -> None:
+def plot_example(png: str, peak: np.ndarray, signed: np.ndarray, peak_delay: np.ndarray,
+                 adj: np.ndarray, link_sign: np.ndarray, link_delay: np.ndarray, auc: float,
+                 prec: float) -> None:
+    """Four panels: the planted links with their signs; the peak TE over delays; the signed
+    peak (sorted local TE); the histogram of peak delays, planted links against the rest."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     off = ~np.eye(len(adj), dtype=bool)
-    fig, ax = plt.subplots(1, 3, figsize=(12, 3.8))
-    ax[0].imshow(adj, cmap="Greys", interpolation="nearest")
-    ax[0].set_title(f"planted links ({int(adj.sum())})")
+    fig, ax = plt.subplots(1, 4, figsize=(16, 3.8))
+    ax[0].imshow(np.where(adj, np.sign(link_sign), 0), cmap="coolwarm", vmin=-1, vmax=1,
+                 interpolation="nearest")
+    ax[0].set_title(f"planted links ({int(adj.sum())}; red excites, blue inhibits)")
     shown = np.where(off, peak, 0.0)
     im = ax[1].imshow(shown, cmap="magma", interpolation="nearest",
                       vmax=np.quantile(shown[off], 0.995))
-    ax[1].set_title("peak TE over delays (bits)")
+    ax[1].set_title(f"peak TE over delays (bits); AUC {auc:.3f}, precision {prec:.3f}")
     fig.colorbar(im, ax=ax[1], fraction=0.046)
-    for a in ax[:2]:
+    s = np.where(off, signed, 0.0)
+    lim = float(np.quantile(np.abs(s[off]), 0.995)) or 1.0
+    im = ax[2].imshow(s, cmap="coolwarm", vmin=-lim, vmax=lim, interpolation="nearest")
+    ax[2].set_title("signed peak (sorted local TE, bits)")
+    fig.colorbar(im, ax=ax[2], fraction=0.046)
+    for a in ax[:3]:
         a.set_xlabel("target j")
         a.set_ylabel("source i")
-    bins = np.linspace(0, np.quantile(peak[off], 0.999), 60)
-    ax[2].hist(peak[off & ~adj], bins=bins, alpha=0.6, label="no link", log=True)
-    ax[2].hist(peak[off & adj], bins=bins, alpha=0.8, label="planted link", log=True)
-    ax[2].set_xlabel("peak TE (bits)")
-    ax[2].set_title(f"AUC {auc:.3f}, precision@{int(adj.sum())} {prec:.3f}")
-    ax[2].legend()
+    edges = np.arange(peak_delay[off].min(), peak_delay[off].max() + 2) - 0.5
+    ax[3].hist(peak_delay[off & ~adj], bins=edges, alpha=0.6, label="no link", log=True)
+    ax[3].hist(peak_delay[off & adj], bins=edges, alpha=0.8, label="planted link", log=True)
+    ax[3].set_xlabel("peak delay (bins)")
+    ax[3].set_title(f"planted delays {int(link_delay[adj].min())}-{int(link_delay[adj].max())}")
+    ax[3].legend()
     fig.tight_layout()
     fig.savefig(png, dpi=80)
     plt.close(fig)

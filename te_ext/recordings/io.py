@@ -122,9 +122,10 @@ class PackedRecording:
         return bits[:, :self.length].T.astype(np.bool_)
 
 
-def _spike_bins(times, neurons, *, bin, t0, t1, n, where, bytes_per_cell: float):
+def _spike_bins(times, neurons, *, bin, t0, t1, n, where, bytes_per_cell: float, bounds=None):
     """The checks and the binning rule of :func:`bin_spikes`: (bin of each kept spike, its
-    neuron, number of bins, number of neurons)."""
+    neuron, number of bins, number of neurons). ``bounds`` (a dict) receives the t0, bin and
+    bins used."""
     times = np.asarray(times)
     neurons = np.asarray(neurons)
     if times.ndim != 1 or neurons.ndim != 1 or times.shape != neurons.shape:
@@ -176,6 +177,8 @@ def _spike_bins(times, neurons, *, bin, t0, t1, n, where, bytes_per_cell: float)
     check_fits_memory(math.ceil(nbins * n * bytes_per_cell),
                       f"binning into {nbins} bins x {n} neurons (--bin {bin}, --t0 {t0}, "
                       f"--t1 {t1}, --neurons {n})")
+    if bounds is not None:
+        bounds.update(t0=float(t0), bin=float(bin), bins=int(nbins))
     keep = (times >= t0) & (times < t1)
     b = np.floor((times[keep] - t0) / bin).astype(np.int64)
     b = np.minimum(b, nbins - 1)  # rounding at t1: t < t1 stays in the last bin
@@ -183,7 +186,8 @@ def _spike_bins(times, neurons, *, bin, t0, t1, n, where, bytes_per_cell: float)
 
 
 def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Optional[float],
-               t1: Optional[float], n: Optional[int], where: str = "input") -> np.ndarray:
+               t1: Optional[float], n: Optional[int], where: str = "input",
+               bounds: Optional[dict] = None) -> np.ndarray:
     """Bool ``[T, N]``: entry ``[b, i]`` is 1 if neuron ``i`` spiked in bin ``b``.
 
     The rule, exact at the edges: a spike at time ``t`` in ``[t0, t1)`` goes to bin
@@ -196,9 +200,11 @@ def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Option
       ``floor((last - t0) / bin) + 1`` bins, and the last spike is always kept.
     - With ``t1`` given, there are ``ceil((t1 - t0) / bin)`` bins.
     - ``bin`` may be None for integer ``times``: they are bin indices (``bin = 1``).
+
+    ``bounds``, a dict if given, receives the ``t0``, ``bin`` and number of ``bins`` used.
     """
     b, ids, nbins, n = _spike_bins(times, neurons, bin=bin, t0=t0, t1=t1, n=n, where=where,
-                                   bytes_per_cell=1)
+                                   bytes_per_cell=1, bounds=bounds)
     out = np.zeros((nbins, n), dtype=np.bool_)
     out[b, ids] = True
     return out
@@ -206,11 +212,11 @@ def bin_spikes(times: np.ndarray, neurons: np.ndarray, *, bin: float, t0: Option
 
 def bin_spikes_packed(times: np.ndarray, neurons: np.ndarray, *, bin: float,
                       t0: Optional[float], t1: Optional[float], n: Optional[int],
-                      where: str = "input") -> PackedRecording:
+                      where: str = "input", bounds: Optional[dict] = None) -> PackedRecording:
     """:func:`bin_spikes` (the same rule and checks) into bit-packed words: memory that
     follows the bins / 8 and the spikes, never a ``[T, N]`` byte array."""
     b, ids, nbins, n = _spike_bins(times, neurons, bin=bin, t0=t0, t1=t1, n=n, where=where,
-                                   bytes_per_cell=1 / 8)
+                                   bytes_per_cell=1 / 8, bounds=bounds)
     width = -(-nbins // 512) * 8  # words, padded as the kernels pad rows: read without a copy
     words = np.zeros((n, width), dtype=np.uint64)
     cell = np.unique(ids * nbins + b)  # one bit per (neuron, bin), however many spikes
@@ -220,9 +226,11 @@ def bin_spikes_packed(times: np.ndarray, neurons: np.ndarray, *, bin: float,
 
 
 def load_series(path: str, *, bin: Optional[float], t0: Optional[float], t1: Optional[float],
-                neurons: Optional[int], packed: bool = False):
+                neurons: Optional[int], packed: bool = False, bounds: Optional[dict] = None):
     """The recording as bool ``[T, N]``, from either input format (recognised by content); with
-    ``packed``, spike-time input is binned into a :class:`PackedRecording` instead."""
+    ``packed``, spike-time input is binned into a :class:`PackedRecording` instead. For
+    spike-time input, ``bounds`` (a dict) receives the ``t0``, ``bin`` and ``bins`` used and
+    where the range came from (``range_from``)."""
     if _kind(path) == "npy":
         return load_npy(path)
     try:
@@ -234,12 +242,19 @@ def load_series(path: str, *, bin: Optional[float], t0: Optional[float], t1: Opt
             times, ids = z["spike_times"], z["spike_neurons"]
             t_start = float(z["t_start"]) if "t_start" in z.files and t0 is None else t0
             t_stop = float(z["t_stop"]) if "t_stop" in z.files and t1 is None else t1
+            if bounds is not None:
+                bounds["range_from"] = (
+                    ("--t0" if t0 is not None else "the file's t_start" if t_start is not None
+                     else "the first spike") + " to " +
+                    ("--t1" if t1 is not None else "the file's t_stop" if t_stop is not None
+                     else "just past the last spike"))
     except InputError:
         raise
     except _READ_ERRORS as e:
         raise InputError(f"cannot read {path}: {e}") from None
     return (bin_spikes_packed if packed else bin_spikes)(times, ids, bin=bin, t0=t_start,
-                                                         t1=t_stop, n=neurons, where=path)
+                                                         t1=t_stop, n=neurons, where=path,
+                                                         bounds=bounds)
 
 
 # ----------------------------------------------------------------------------- output
