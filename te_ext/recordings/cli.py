@@ -292,14 +292,14 @@ def _run(args) -> int:
                                  neurons=args.neurons,
                                  packed=args.device == "cpu" and ranks.world == 1, bounds=bounds)
             extra = None
-            if bounds:  # spike times: say which range was binned, and keep it with the result
+            if bounds:  # spike times: keep the range binned with the result, and say it
                 t1 = bounds["t0"] + bounds["bins"] * bounds["bin"]
-                if ranks.rank == 0:
-                    print(f"{PROG}: binned [{bounds['t0']:.15g}, {t1:.15g}) into {bounds['bins']} bins "
-                          f"of {bounds['bin']:.15g} ({bounds['range_from']})", file=sys.stderr)
                 extra = {"t0": np.float64(bounds["t0"]), "t1": np.float64(t1),
                          "bin": np.float64(bounds["bin"])}
             compute_and_write(args, series, out, ranks, extra)
+            if bounds and ranks.rank == 0:
+                print(f"{PROG}: binned [{bounds['t0']:.15g}, {t1:.15g}) into {bounds['bins']} "
+                      f"bins of {bounds['bin']:.15g} ({bounds['range_from']})", file=sys.stderr)
         except InputError as e:
             return _fail(str(e))
         except MemoryError:
