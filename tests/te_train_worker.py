@@ -1,4 +1,5 @@
-"""Run ``te-train`` invocations as child processes cheaply, for the fault and fuzz tests.
+"""Run ``te-train`` (and ``te-matrix``) invocations as child processes cheaply, for the fault
+and fuzz tests.
 
 Starting an interpreter and importing torch and te_ext costs seconds per invocation (tens
 of seconds on a loaded machine). Instead one worker process imports
@@ -32,6 +33,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _WORKER = textwrap.dedent(r"""
     import json, os, resource, signal, sys, time, traceback
     from te_ext.experiments import train
+    from te_ext.recordings import cli as matrix_cli
+    ENTRIES = {"te-train": train.main, "te-matrix": matrix_cli.main}
 
     def vm_size():
         with open("/proc/self/status") as f:
@@ -49,11 +52,11 @@ _WORKER = textwrap.dedent(r"""
         if req["extra_address_space"] is not None:
             cap = vm_size() + req["extra_address_space"]
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        sys.argv = ["te-train"] + req["argv"]
+        sys.argv = [req["entry"]] + req["argv"]
         try:
             if req["python"]:  # the harness's self-test: crash, hang or die on purpose
                 exec(req["python"])
-            rc = train.main(req["argv"])
+            rc = ENTRIES[req["entry"]](req["argv"])
         except SystemExit as exc:  # what sys.exit(main()) turns into an exit status
             if exc.code is None or isinstance(exc.code, int):
                 rc = exc.code or 0
@@ -117,13 +120,13 @@ class Worker:
 
     def run(self, argv: List[str], cwd: str, timeout: float = 120,
             env: Optional[Dict[str, str]] = None, extra_address_space: Optional[int] = None,
-            python: Optional[str] = None) -> Result:
-        """Run ``te-train argv`` in a forked child in ``cwd``; ``env`` is added to its
-        environment; ``extra_address_space`` bytes above the worker's current size cap its
-        address space (RLIMIT_AS)."""
+            python: Optional[str] = None, entry: str = "te-train") -> Result:
+        """Run ``entry argv`` (``te-train`` or ``te-matrix``) in a forked child in ``cwd``;
+        ``env`` is added to its environment; ``extra_address_space`` bytes above the worker's
+        current size cap its address space (RLIMIT_AS)."""
         req = {"argv": list(argv), "cwd": cwd, "timeout": timeout, "env": dict(env or {}),
                "logs": self._logs, "extra_address_space": extra_address_space,
-               "python": python}
+               "python": python, "entry": entry}
         self._proc.stdin.write(json.dumps(req) + "\n")
         self._proc.stdin.flush()
         line = self._proc.stdout.readline()

@@ -21,6 +21,14 @@ from te_ext.recordings.io import bin_spikes
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _unnamed_temporaries(folder) -> bool:
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 def _leftovers(folder):
     return [f for f in os.listdir(folder) if f.startswith(".te-matrix-")]
 
@@ -175,8 +183,12 @@ def test_signals_leave_no_temporary_and_no_partial_output(tmp_path, sig):
         p.send_signal(sig)
         _, err = p.communicate(timeout=300)
         if sig == signal.SIGKILL:
-            # nothing runs after SIGKILL: what it may leave is its temporaries, never the output
+            # Nothing runs after SIGKILL. The output is the old one or a complete new one; the
+            # temporaries are unnamed files (O_TMPFILE) that the kernel frees, where the file
+            # system has them (a named one exists only between its link and its rename).
             assert (tmp_path / "out.npz").read_bytes() == b"old" or zipfile.is_zipfile(tmp_path / "out.npz")
+            if _unnamed_temporaries(tmp_path):
+                assert _leftovers(tmp_path) == []
             for f in _leftovers(tmp_path):
                 os.remove(tmp_path / f)
             continue

@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from typing import Optional, Tuple
@@ -63,7 +64,10 @@ def _kind(path: str) -> str:
     raise InputError(f"{path} is neither a .npy nor a .npz file (its first bytes are {head!r})")
 
 
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
+# What a damaged file raises from numpy's readers: a mangled .npy header inside an .npz reaches
+# numpy's header parser as broken Python source (SyntaxError, tokenize.TokenError).
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError,
+                SyntaxError, tokenize.TokenError)
 
 
 def load_npy(path: str) -> np.ndarray:
@@ -289,10 +293,56 @@ def check_fits_disk(out: str, nbytes: int) -> None:
                          f"{nbytes / 2**30:.3g} GiB, and {free / 2**30:.3g} GiB are free there")
 
 
+def _anonymous_file(folder: str, suffix: str):
+    """(a read-write binary file in ``folder``, its name or None). Where the kernel offers
+    O_TMPFILE (Linux) the file has no name until :func:`_name` links it, so nothing, not even
+    SIGKILL, can leave it behind; elsewhere it is a named mkstemp file."""
+    if hasattr(os, "O_TMPFILE"):
+        try:
+            fd = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+            return os.fdopen(fd, "w+b"), None
+        except OSError:  # a file system without O_TMPFILE support
+            pass
+    fd, path = tempfile.mkstemp(prefix=SafeOutput.PREFIX, suffix=suffix, dir=folder)
+    return os.fdopen(fd, "w+b"), path
+
+
+def _linkat_follow():
+    """libc's linkat with AT_SYMLINK_FOLLOW: how open(2) says to give an O_TMPFILE file a name
+    (Python's os.link does not follow /proc/self/fd/N, so it would link the symlink)."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    at_fdcwd, at_symlink_follow = -100, 0x400
+
+    def link(src: str, dst: str) -> None:
+        if libc.linkat(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst),
+                       at_symlink_follow) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), dst)
+    return link
+
+
+def _name(f, folder: str, suffix: str) -> str:
+    """A name in ``folder`` for the anonymous file ``f``."""
+    link = _linkat_follow()
+    for _ in range(100):
+        path = os.path.join(folder, f"{SafeOutput.PREFIX}{os.urandom(6).hex()}{suffix}")
+        try:
+            link(f"/proc/self/fd/{f.fileno()}", path)
+            return path
+        except FileExistsError:
+            continue
+    raise OSError(f"no free temporary name in {folder}")
+
+
 class SafeOutput:
     """``te [D, N, N]`` written block by block into a preallocated temporary ``.npy`` beside
     ``out``, then everything packed into a temporary ``.npz`` there, fsynced, and renamed over
-    ``out`` by :meth:`commit`. :meth:`discard` removes whatever temporaries exist."""
+    ``out`` by :meth:`commit`. :meth:`discard` removes whatever temporaries exist. On Linux
+    both temporaries are unnamed (O_TMPFILE) until the ``.npz`` is linked for its rename, so
+    a killed run leaves nothing."""
 
     PREFIX = ".te-matrix-"
 
@@ -300,8 +350,7 @@ class SafeOutput:
         self.out, self.shape, self.dtype = out, te_shape, np.dtype(dtype)
         self.te_path = self.npz_path = self._file = None
         folder = os.path.dirname(out)
-        fd, self.te_path = tempfile.mkstemp(prefix=self.PREFIX, suffix=".npy", dir=folder)
-        self._file = os.fdopen(fd, "w+b")
+        self._file, self.te_path = _anonymous_file(folder, ".npy")
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
                   "shape": tuple(te_shape)}
         np.lib.format.write_array_header_1_0(self._file, header)
@@ -328,9 +377,9 @@ class SafeOutput:
     def commit(self, **arrays) -> None:
         self._file.flush()
         os.fsync(self._file.fileno())
-        fd, self.npz_path = tempfile.mkstemp(prefix=self.PREFIX, suffix=".npz",
-                                             dir=os.path.dirname(self.out))
-        with os.fdopen(fd, "wb") as raw:
+        folder = os.path.dirname(self.out)
+        raw, self.npz_path = _anonymous_file(folder, ".npz")
+        with raw:
             with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
                 with z.open("te.npy", "w", force_zip64=True) as dst:
                     self._file.seek(0)
@@ -340,9 +389,11 @@ class SafeOutput:
                         np.lib.format.write_array(dst, np.asanyarray(value), allow_pickle=False)
             raw.flush()
             os.fsync(raw.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.npz_path, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary only
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(raw.fileno(), 0o666 & ~umask)  # 0600 is for the temporary only
+            if self.npz_path is None:  # unnamed until now: a name only for the rename
+                self.npz_path = _name(raw, folder, ".npz")
         os.replace(self.npz_path, self.out)
         self.npz_path = None
         try:  # the rename itself, on disk
