@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import te_ext
 from reference import joint_counts_ref
+from stats_reference import sorted_local_te_ref
 from te_ext.stats import sorted_local_te
 
 # (TE_EXT_DELAYS_PATH, TE_EXT_DELAYS_GENERAL): the sparse scan, the first-order dense scan,
@@ -107,26 +108,6 @@ def test_sparse_and_dense_counts_are_the_same_integers(monkeypatch, seed, p, kl,
         np.testing.assert_array_equal(got[0][q].numpy(), ref)
 
 
-def _sorted_local_te_ref(counts, k, l):
-    """numpy, bin by bin: sum of c * log2(c * c_yp / (c_past * c_target)) * (+1 if ynext equals
-    bit 0 of xpast else -1), over the total."""
-    c = np.asarray(counts, dtype=np.int64).reshape(-1, 2 ** (k + l + 1))
-    out = np.zeros(len(c))
-    for p, row in enumerate(c):
-        n = row.sum()
-        total = 0.0
-        for b, cb in enumerate(row):
-            if cb == 0:
-                continue
-            yn, yp, xp = b >> (k + l), (b >> l) & (2 ** k - 1), b & (2 ** l - 1)
-            past = sum(row[(v << (k + l)) | (yp << l) | xp] for v in (0, 1))
-            target = sum(row[(yn << (k + l)) | (yp << l) | u] for u in range(2 ** l))
-            ypast = sum(row[(v << (k + l)) | (yp << l) | u] for v in (0, 1) for u in range(2 ** l))
-            total += (1 if yn == (xp & 1) else -1) * cb * np.log2(cb * ypast / (past * target))
-        out[p] = total / n if n else 0.0
-    return out.reshape(np.shape(counts)[:-1])
-
-
 @pytest.mark.parametrize("k,l", [(1, 1), (2, 1), (1, 2), (2, 3)])
 def test_sorted_local_te_of_counts_matches_numpy(k, l):
     rng = np.random.default_rng(k * 10 + l)
@@ -134,7 +115,7 @@ def test_sorted_local_te_of_counts_matches_numpy(k, l):
     counts[counts < 15] = 0  # zero-count bins, some pairs with whole rows empty
     counts[0, 0] = 0
     got = sorted_local_te(torch.from_numpy(counts).to(torch.int32), k, l)
-    np.testing.assert_allclose(got.numpy(), _sorted_local_te_ref(counts, k, l), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.numpy(), sorted_local_te_ref(counts, k, l), rtol=0, atol=1e-12)
     assert got[0, 0] == 0
 
 

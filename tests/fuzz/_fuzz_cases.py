@@ -82,6 +82,15 @@ def run_op(case: Dict[str, Any]):
         args.append(build(case["pairs"]) if isinstance(case["pairs"], dict)
                     else torch.tensor(case["pairs"], dtype=torch.int64).reshape(-1, 2)
                     .to(case.get("pairs_device", case["source"].get("device", "cpu"))))
+    if op.startswith("transfer_entropy_delays"):
+        delays = [case["delay"], 1]
+        if case.get("raw"):
+            return _desc(getattr(torch.ops.te, op)(*args, delays, case["k"], case["l"],
+                                                   case["threshold"]))
+        out = te_ext.transfer_entropy_delays(*args, delays, k=case["k"], l=case["l"],
+                                             threshold=case["threshold"],
+                                             signed=op.endswith("_signed"))
+        return _desc(torch.stack(out) if isinstance(out, tuple) else out)
     if case.get("raw"):
         return _desc(getattr(torch.ops.te, op)(*args, case["k"], case["l"], case["delay"],
                                                case["threshold"]))

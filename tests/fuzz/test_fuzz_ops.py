@@ -27,8 +27,11 @@ import _fuzz_cases as cases  # noqa: E402
 from _fuzz_harness import worker  # noqa: E402
 from _fuzz_profile import fuzz_settings  # noqa: E402
 from reference import joint_counts_ref, te_from_counts_ref, transfer_entropy_ref  # noqa: E402
+from stats_reference import sorted_local_te_ref  # noqa: E402
 
-SERIES_OPS = ["joint_counts", "transfer_entropy", "transfer_entropy_pairs"]
+# The delay scans run at delays [delay, 1]: a second delay that is always legal.
+SERIES_OPS = ["joint_counts", "transfer_entropy", "transfer_entropy_pairs",
+              "transfer_entropy_delays", "transfer_entropy_delays_signed"]
 CLEAN = ("ValueError", "TypeError", "RuntimeError")
 VALID_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16",
                 "float32", "float64"]
@@ -115,13 +118,16 @@ def series_cases(draw, mutations=("k", "l", "delay", "threshold", "dtype", "shap
             else:
                 shape[-1] = 0
             case[side]["shape"] = tuple(shape)
+            if case[side].get("view") == "expanded":  # after "giant": expand to the new shape
+                case[side]["expand"] = tuple(shape)
             names += [side, "source and target"]
         elif m == "short":
             for s in ("source", "target"):
                 shape = list(case[s]["shape"])
-                shape[-2] = n0
+                if len(shape) >= 2:  # a "shape" mutation may have left a 1-d series
+                    shape[-2] = n0
                 case[s]["shape"] = tuple(shape)
-            names += ["too short"]
+            names += ["too short", "too long for series"]  # the scans name the delay
         elif m == "values":
             if case["threshold"] is not None and case[side]["dtype"] in FLOATING:
                 case[side]["value"] = float("nan")
@@ -164,6 +170,13 @@ def expected(case):
     y = cases.binary(case["target"], case["threshold"])
     if case["op"] == "joint_counts":
         return joint_counts_ref(x, y, k, l, delay)
+    if case["op"].startswith("transfer_entropy_delays"):
+        te = np.stack([transfer_entropy_ref(x, y, k, l, d) for d in (delay, 1)])
+        if case["op"] == "transfer_entropy_delays":
+            return te
+        sign = np.stack([sorted_local_te_ref(joint_counts_ref(x, y, k, l, d), k, l)
+                         for d in (delay, 1)])
+        return np.stack([te, sign])
     te = transfer_entropy_ref(x, y, k, l, delay)
     if case["op"] == "transfer_entropy":
         return te
