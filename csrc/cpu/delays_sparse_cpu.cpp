@@ -72,6 +72,9 @@ void nonzero_states(const uint64_t* row, int64_t nwords, int64_t t0, int64_t t1,
 // before moving on (a multiple of 64: chunks start on word boundaries).
 constexpr int64_t kCounterBytes = int64_t(256) << 10;
 constexpr int64_t kTimeChunk = 8192;
+// A first-order counter gains at most one count per target observation of a time chunk,
+// so a chunk's counts fit the 16-bit chunk counters.
+static_assert(kTimeChunk < (int64_t(1) << 16), "first-order chunk counters are 16-bit");
 
 // For the first-order walk also key[e] = source - u * I (u: the event's time
 // in its replicate), so that the counter of (lag n - u, source), row-major
@@ -285,7 +288,7 @@ void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArr
   // The counts of target observations n in [t0, t1) of replicate r, added to
   // A = counters[(lag - emin) * I + source], C = counters[(lags + q) * I + source].
   auto walk_first_order = [&](const uint64_t* y, int64_t r, int64_t t0, int64_t t1,
-                              uint32_t* counters) {
+                              uint16_t* counters) {
     const uint32_t* w = ev.who.data();
     const int64_t* key = ev.key.data();
     const int64_t* start = ev.start.data() + r * T;
@@ -303,7 +306,7 @@ void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArr
         for (int64_t u = u0; u <= n - dmin; ++u) {
           const int q = delay_slot[n - u - dmin];
           if (q < 0) continue;
-          uint32_t* row = counters + (lags + q) * I;
+          uint16_t* row = counters + (lags + q) * I;
           for (int64_t e = start[u], e1 = start[u + 1]; e < e1; ++e) ++row[w[e] >> 8];
         }
       }
@@ -353,6 +356,9 @@ void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArr
     const int64_t block = std::clamp<int64_t>(kCounterBytes / (per_target * 4), 1, 64);
     at::parallel_for(0, math::ceil_div(J, block), 1, [&](int64_t b0, int64_t b1) {
       std::vector<uint32_t> counters(static_cast<size_t>(block * per_target));
+      // First order: a target's counts of one time chunk in 16 bits (half the cache), added
+      // to its 32-bit counters after the chunk.
+      std::vector<uint16_t> chunk(first_order ? static_cast<size_t>(per_target) : 0);
       int64_t c64[math::kMaxOnehotBins], bins[math::kMaxOnehotBins];
       for (int64_t jb = b0; jb < b1; ++jb) {
         const int64_t j0 = jb * block, j1 = std::min(J, j0 + block);
@@ -363,8 +369,13 @@ void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArr
               const uint64_t* y = yraw + j * W + r * RW;
               uint32_t* c = counters.data() + (j - j0) * per_target;
               const int64_t t1 = std::min(T, t0 + kTimeChunk);
-              if (first_order) walk_first_order(y, r, t0, t1, c);
-              else walk_general(y, r, t0, t1, c);
+              if (first_order) {
+                walk_first_order(y, r, t0, t1, chunk.data());
+                for (int64_t a = 0; a < per_target; ++a) c[a] += chunk[a];
+                std::fill(chunk.begin(), chunk.end(), uint16_t(0));
+              } else {
+                walk_general(y, r, t0, t1, c);
+              }
             }
         for (int64_t j = j0; j < j1; ++j) {
           const uint32_t* c = counters.data() + (j - j0) * per_target;
