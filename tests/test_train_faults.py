@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from te_ext.experiments import train
-from te_ext.experiments.checkpoint import KILL_ENV, load_checkpoint, save_checkpoint
+from te_ext.experiments.checkpoint import load_checkpoint, save_checkpoint
 from te_train_worker import te_train_worker
 
 ARGS = ["--quiet", "--dataset", "synthetic", "--window", "64", "--target-transform", "sigmoid"]
@@ -29,6 +29,40 @@ def _cli(out, *args, env=None):
     """te-train in a child process (forked from tests/te_train_worker.py's worker)."""
     return te_train_worker().run([*ARGS, "--out", str(out), *args], cwd=os.getcwd(),
                                  timeout=300, env=env)
+
+
+# Run in the child before te-train's main: its KILL_AT-th checkpoint write stops halfway, the
+# bytes on disk, and the process SIGKILLs itself, as a kill -9 or a power cut would.
+TORN_CHECKPOINT = """
+def _install(kill_at):  # closures: exec runs this in the child's function scope
+    import os, signal
+    from te_ext.experiments import checkpoint as ck
+    whole, seen = ck.atomic_write, [0]
+
+    class Torn:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(data[:len(data) // 2])
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    def atomic_write(path, write, mode="wb"):
+        if str(path).endswith(".pt"):
+            seen[0] += 1
+            if seen[0] == kill_at:
+                return whole(path, lambda f: write(Torn(f)), mode)
+        return whole(path, write, mode)
+
+    ck.atomic_write = atomic_write
+
+_install(KILL_AT)
+"""
 
 
 def _metrics(out):
@@ -232,7 +266,8 @@ def test_kill_during_checkpoint_write_then_resume_is_bit_identical(tmp_path, nev
     run, full = KILL_RUN, never_killed
 
     part = tmp_path / "part"
-    proc = _cli(part, *run, env={KILL_ENV: str(kill_at)})
+    proc = te_train_worker().run([*ARGS, "--out", str(part), *run], cwd=os.getcwd(),
+                                 timeout=300, python=TORN_CHECKPOINT.replace("KILL_AT", str(kill_at)))
     assert proc.signal == signal.SIGKILL, proc.stderr
     ckpt = part / "checkpoints"
     temps = [n for n in os.listdir(ckpt) if n.endswith(".tmp")]

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import signal
 import tempfile
 from typing import Any, Callable, List
 
@@ -38,10 +37,6 @@ _HEADER_LEN = len(MAGIC) + len(b"sha256 ") + 64 + 1
 # The keys every checkpoint holds (train.py checks their values against the run's config).
 CHECKPOINT_KEYS = frozenset({"signature", "arm", "seed", "epoch", "epochs", "model", "optimizer",
                              "te_feedback", "rng"})
-# Test hook for the fault-injection tests: SIGKILL this process halfway through writing
-# its N-th checkpoint, as a kill -9 or a power cut during a write would.
-KILL_ENV = "TE_TRAIN_TEST_KILL_IN_CHECKPOINT_WRITE"
-_checkpoints_written = 0
 # atomic_write's temp names: "." + basename + "." + mkstemp's 8 random characters + ".tmp".
 _TEMP_NAME = re.compile(r"^\..+\.(pt|json|csv|png)\.[a-z0-9_]{8}\.tmp$")
 
@@ -102,24 +97,11 @@ def write_json(path: str, obj: Any) -> None:
 
 def save_checkpoint(path: str, state: dict) -> None:
     """Atomically write ``state`` with its SHA-256 (see the module docstring)."""
-    global _checkpoints_written
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
     data = MAGIC + b"sha256 " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-    _checkpoints_written += 1
-    kill = os.environ.get(KILL_ENV, "")
-    kill_now = kill.isdigit() and int(kill) == _checkpoints_written
-
-    def write(f):
-        if kill_now:
-            f.write(data[:len(data) // 2])
-            f.flush()
-            os.fsync(f.fileno())
-            os.kill(os.getpid(), signal.SIGKILL)
-        f.write(data)
-
-    atomic_write(path, write)
+    atomic_write(path, lambda f: f.write(data))
 
 
 def load_checkpoint(path: str) -> dict:
