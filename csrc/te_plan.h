@@ -9,6 +9,8 @@
 // indices, count ranges) and memory checks stay in the kernels.
 #pragma once
 
+#include "memory_probe.h"
+
 #include <ATen/core/Tensor.h>
 #include <c10/util/Optional.h>
 
@@ -81,32 +83,10 @@ int64_t workspace_bytes(const SeriesPlan& p, int64_t row_pad, int64_t workers);
 // `least` are the largest and smallest count.
 void check_count_range(int64_t least, int64_t most, int64_t bins, const char* op);
 
-// Requests up to this many bytes pass the memory checks without asking the OS
-// or the CUDA driver, so the small calls of a training step cost nothing.
-constexpr int64_t kMemoryQueryBytes = int64_t(64) << 20;
-
-// Bytes a request on `device` may use now: 7/8 of what is available (the rest
-// is the margin left to the process and its neighbours). On the CPU,
-// "available" is the least of /proc/meminfo's MemAvailable, the cgroup's
-// memory.max - memory.current and RLIMIT_AS less this process's address
-// space; on CUDA, cudaMemGetInfo's free memory (after returning PyTorch's
-// cached blocks to the driver, the way PyTorch's allocator does before it
-// reports out-of-memory). INT64_MAX where nothing can be read.
-int64_t usable_memory_bytes(const at::Device& device);
-
-// Raises ValueError, before anything is allocated, if `bytes` (saturated at
-// INT64_MAX) exceed usable_memory_bytes(device); `what` says which arguments
-// asked for them. Queries nothing for requests up to kMemoryQueryBytes.
-void check_memory(int64_t bytes, const at::Device& device, const std::string& what,
-                  const char* op);
-
 // The memory check of a series op: `bytes` of workspace and output.
 void check_fits(int64_t bytes, const SeriesPlan& p, const char* op);
 // The same, also refusing more than `limit` bytes (e.g. physical memory).
 void check_fits(int64_t bytes, int64_t limit, const SeriesPlan& p, const char* op);
-
-// Physical memory of this machine (an upper bound, cheap to ask).
-int64_t host_memory_bytes();
 
 // Checks 1 <= k, 1 <= l and that 2^(k+l+1) bins stay addressable; the bound
 // comes first, so no arithmetic on k and l can overflow.
