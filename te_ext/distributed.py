@@ -19,7 +19,7 @@ Works with gloo (CPU tensors) and NCCL (CUDA tensors: the series must be on this
 from __future__ import annotations
 
 import hashlib
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -101,7 +101,7 @@ def _check_series(op: str, source, target) -> None:
 
 
 # What every rank must pass alike, in this order; a digest of each is compared before any work.
-_AGREED = ("op", "k", "l", "delay", "threshold", "shard", "total_length", "gather", "delays",
+_AGREED = ("op", "checks", "k", "l", "delay", "threshold", "shard", "total_length", "gather", "delays",
            "source dtype", "target dtype", "source neurons", "target neurons", "replicates",
            "rows")
 
@@ -123,9 +123,37 @@ def _agree(group, backend: str, fields: dict) -> None:
         values = {int(t[col]) for t in every}
         if len(values) > 1:
             ranks = [r for r, t in enumerate(every) if int(t[col]) != int(mine[col])]
+            if name == "checks":
+                raise ValueError(f"te_ext.distributed.{fields['op']}: the arguments failed their "
+                                 f"checks on some rank(s) but not on others (this rank differs "
+                                 f"from rank(s) {ranks}); every rank must pass the same "
+                                 f"arguments")
             raise ValueError(f"te_ext.distributed.{fields['op']}: every rank must pass the same "
                              f"{name}; this rank's ({fields.get(name)!r}) differs from rank(s) "
                              f"{ranks}")
+
+
+def _agreed(group, op: str, prepare: Callable[[], dict]) -> str:
+    """This rank's argument checks (``prepare`` runs them and returns the fields to agree on),
+    then the agreement with the other ranks, so that a check failing on some ranks only raises
+    on every rank (there its own error) instead of leaving the others blocked in the next
+    collective. Returns the backend."""
+    try:
+        fields, error = prepare(), None
+    except (ValueError, TypeError) as exc:
+        fields, error = {"op": op, "checks": f"{type(exc).__name__}: {exc}"}, exc
+    if error is not None and not (dist.is_available() and dist.is_initialized()):
+        raise error  # no group to agree with: the argument's own error comes first
+    _, _, backend = _group_info(group)
+    try:
+        _agree(group, backend, fields)
+    except ValueError:
+        if error is not None:
+            raise error from None
+        raise
+    if error is not None:
+        raise error
+    return backend
 
 
 def _fields(op, source, target, **args) -> dict:
@@ -240,18 +268,19 @@ def transfer_entropy(source: Tensor, target: Tensor, *, k: int = 1, l: int = 1, 
     sharding every rank ends with the whole matrix (``gather=False`` gives it with the block
     ``(0, I, 0, J)``); its memory is the ``[I, J, 2**(k+l+1)]`` int64 counts.
     """
-    if shard not in ("pairs", "time"):
-        raise ValueError(f"te_ext.distributed.transfer_entropy: shard must be 'pairs' or 'time', "
-                         f"got {shard!r}")
-    if shard == "pairs" and total_length is not None:
-        raise ValueError("te_ext.distributed.transfer_entropy: total_length applies to "
-                         "shard='time' only")
-    _prepare.ints("transfer_entropy", k=k, l=l, delay=delay)
-    _check_series("transfer_entropy", source, target)
-    _, _, backend = _group_info(group)
-    _agree(group, backend, _fields("transfer_entropy", source, target, k=k, l=l, delay=delay,
-                                   threshold=threshold, shard=shard, total_length=total_length,
-                                   gather=gather))
+    def prepare():
+        if shard not in ("pairs", "time"):
+            raise ValueError(f"te_ext.distributed.transfer_entropy: shard must be 'pairs' or "
+                             f"'time', got {shard!r}")
+        if shard == "pairs" and total_length is not None:
+            raise ValueError("te_ext.distributed.transfer_entropy: total_length applies to "
+                             "shard='time' only")
+        _prepare.ints("transfer_entropy", k=k, l=l, delay=delay)
+        _check_series("transfer_entropy", source, target)
+        return _fields("transfer_entropy", source, target, k=k, l=l, delay=delay,
+                       threshold=threshold, shard=shard, total_length=total_length, gather=gather)
+
+    _agreed(group, "transfer_entropy", prepare)
     source, target = _prepare.series(source, threshold), _prepare.series(target, threshold)
     if shard == "pairs":
         return _sharded_by_pairs(
@@ -267,14 +296,18 @@ def transfer_entropy_delays(source: Tensor, target: Tensor, delays, *, k: int = 
     :func:`transfer_entropy` (``shard="pairs"``): float64 ``[D, I, J]`` on every rank, or
     ``(block [D, i1-i0, j1-j0], (i0, i1, j0, j1))`` with ``gather=False``. With
     ``signed=True`` each of those tensors is a ``(te, signed)`` pair, as there."""
-    _prepare.ints("transfer_entropy_delays", k=k, l=l)
-    _prepare.flag("transfer_entropy_delays", signed=signed)
-    _check_series("transfer_entropy_delays", source, target)
-    delays = _prepare.delays(delays, longest=source.shape[-2], l=l)
-    _, _, backend = _group_info(group)
-    _agree(group, backend, _fields("transfer_entropy_delays", source, target, k=k, l=l,
-                                   threshold=threshold, gather=gather, delays=delays,
-                                   signed=signed))
+    scan: List[int] = []
+
+    def prepare():
+        _prepare.ints("transfer_entropy_delays", k=k, l=l)
+        _prepare.flag("transfer_entropy_delays", signed=signed)
+        _check_series("transfer_entropy_delays", source, target)
+        scan.extend(_prepare.delays(delays, longest=source.shape[-2], l=l))
+        return _fields("transfer_entropy_delays", source, target, k=k, l=l, threshold=threshold,
+                       gather=gather, delays=scan, signed=signed)
+
+    _agreed(group, "transfer_entropy_delays", prepare)
+    delays = scan
     if not signed:
         return _sharded_by_pairs(
             lambda s, t: _transfer_entropy_delays(s, t, delays, k=k, l=l, threshold=threshold),
