@@ -155,18 +155,45 @@ TE_HD void assemble_joint_counts(const int64_t* cross, int64_t cross_xs, int64_t
   out[0] = n - xs_total - ys_total + all_cross;
 }
 
-// f(c) = c log2 c, f(0) = 0. Evaluated directly; the CPU reductions read the
-// same values from a table (see CLogTable) to keep logarithms out of pair loops.
-TE_HD double clog2c(int64_t c) {
-  return c > 0 ? static_cast<double>(c) * log2(static_cast<double>(c)) : 0.0;
+// f(c) = c log2(c / n_ref), f(0) = 0, for a reference total n_ref >= 1.
+// The TE below only ever uses f through mix_term, f(a) + f(b) - f(a + b), which
+// cancels the linear part -c log2 n_ref exactly (a + b - (a + b) = 0): any n_ref
+// gives the same TE in exact arithmetic. In floating point the reference matters.
+// With plain c log2 c (n_ref = 1) the terms reach n log2 n and each rounding costs
+// ~1e-16 n log2 n, which is 8.9e-15 bits of TE on an hour of 1 ms bins and flips
+// the peak delay of flat pairs. Near the pair total n, |f| <= 0.53 n and the sums
+// round at ~1e-16 n: TE within ~1e-15 bits of exact arithmetic.
+// c / n_ref is one correctly rounded division of exact integers (both < 2^53),
+// which is why the quotient is formed before the logarithm rather than as
+// log2 c - log2 n_ref, a cancellation.
+TE_HD double clog2c(int64_t c, double n_ref) {
+  return c > 0 ? static_cast<double>(c) * log2(static_cast<double>(c) / n_ref) : 0.0;
 }
 
+// The reference for a pair total n: n with all but its 4 leading bits cleared
+// (n for n < 16, and 1 for an empty pair, whose counts are all zero). It is within
+// 12.5% of n, which costs nothing in rounding, and it is the same for totals that
+// differ by a few counts: the delays of one scan share it, and so one table, and
+// every op (the pair TE, the counts' TE, each delay of a scan) centres a given total
+// on the same value and gives bit-identical results for the same counts.
+TE_HD int64_t clog_centre(int64_t n) {
+  if (n <= 0) return 1;
+  int shift = 0;
+  while ((n >> shift) >= 16) ++shift;
+  return (n >> shift) << shift;
+}
+
+TE_HD double clog_reference(int64_t n) { return static_cast<double>(clog_centre(n)); }
+
 struct DirectClog {
-  TE_HD double operator()(int64_t c) const { return clog2c(c); }
+  double n_ref;
+  TE_HD double operator()(int64_t c) const { return clog2c(c, n_ref); }
 };
 
-// f read from a table of f(0..n); the caller sizes it to cover every count
-// and marginal it will be asked for (a pair's total bounds them all).
+// f read from a table of f(0..n) for one n_ref; the caller sizes it to cover
+// every count and marginal it will be asked for (a pair's total bounds them
+// all) and centres it with clog_reference (cpu/clog_table.h). Its entries are
+// clog2c itself, so a table and DirectClog give bit-identical sums.
 struct TableClog {
   const double* table;
   TE_HD double operator()(int64_t c) const { return table[c]; }
@@ -231,6 +258,15 @@ TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
     n += y0 + y1;
   }
   return te_from_joint_counts_given(c, k, l, f, n, target_sum);
+}
+
+// te_from_joint_counts with f evaluated directly, centred on the pair's own total:
+// the GPU threads' reduction and the CPU's for histograms whose totals differ.
+TE_HD double te_from_joint_counts_direct(const int64_t* c, int k, int l) {
+  const int64_t bins = int64_t(1) << (k + l + 1);
+  int64_t n = 0;
+  for (int64_t b = 0; b < bins; ++b) n += c[b];
+  return te_from_joint_counts(c, k, l, DirectClog{clog_reference(n)});
 }
 
 }  // namespace math

@@ -226,18 +226,21 @@ def test_threshold_bits_are_the_rounded_threshold(dtype):
 
 
 @interpreted
-def test_interpreted_clog_table_is_built_once_per_device_and_grows():
+def test_interpreted_clog_table_is_built_once_per_centre_and_grows():
     from te_ext._triton import ops
     ops._TABLES.clear()
+    assert [ops.clog_centre(n) for n in (0, 1, 15, 16, 17, 100, 4095, 4066)] == \
+        [1, 1, 15, 16, 16, 96, 3840, 3840]
     t1 = ops.clog_table(100, "cpu")
-    assert t1.numel() == 128 and ops.clog_table(127, "cpu") is t1  # reused, no new tensor
-    c = torch.arange(128, dtype=torch.float64)
-    want = torch.tensor([0.0] + [v * math.log2(v) for v in range(1, 128)], dtype=torch.float64)
-    torch.testing.assert_close(t1, want, rtol=1e-15, atol=0)
-    assert t1[0] == 0 and torch.equal(t1, torch.where(c > 0, c * torch.log2(c), 0.0))
-    t2 = ops.clog_table(128, "cpu")
-    assert t2.numel() == 256 and torch.equal(t2[:128], t1)
-    assert ops.clog_table(5, "cpu") is t2
+    assert t1.numel() == 128 and ops.clog_table(97, "cpu") is t1  # the same centre: reused
+    want = torch.tensor([0.0] + [v * math.log2(v / 96) for v in range(1, 128)], dtype=torch.float64)
+    torch.testing.assert_close(t1, want, rtol=1e-15, atol=1e-13)
+    assert t1[0] == 0 and t1[96] == 0  # f(centre) = centre * log2 1
+    t2 = ops.clog_table(127, "cpu")  # another centre: another table
+    assert t2 is not t1 and t2.numel() == 128 and t2[120] == 0
+    for nobs in range(1, 10):
+        ops.clog_table(nobs, "cpu")
+    assert len(ops._TABLES) == ops._MAX_TABLES
 
 
 def test_applicable_declines_a_table_larger_than_half_the_output():

@@ -249,11 +249,11 @@ at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
   std::vector<int64_t> xcount(static_cast<size_t>(chunk * D));  // x = 1 observations
   std::vector<uint64_t> xlast(static_cast<size_t>(chunk * D));  // bit r: x_r[T-d]
   SeriesPlan lag_plan = pr;  // one source stream at lag e, valid from n = e
-  with_clog(pb.nobs, [&](auto f) {
+  with_clogs(nobs.data(), D, [&](auto fs) {
     for (int64_t q = 0; q < D; ++q)
       for (int64_t j = 0; j < J; ++j)
         target_sum[q * J + j] = math::target_sum_from_marginals(
-            ycount.data() + (q * J + j) * 4, 1, f);
+            ycount.data() + (q * J + j) * 4, 1, fs(q));
     for (int64_t s0 = 0; s0 < I; s0 += chunk) {
       const int64_t ns = std::min(chunk, I - s0);
       at::parallel_for(0, ns, 4, [&](int64_t a0, int64_t a1) {
@@ -302,7 +302,7 @@ at::Tensor scan_first_order(const PackedSide& xs, const PackedSide& ys,
               const int64_t* yc = ycount.data() + (q * J + j) * 4;
               math::assemble_joint_counts(c3, 3, 1, xc, yc, nobs[q], 1, 1, bins);
               out.put(q, s0 + a, j,
-                      math::te_from_joint_counts_given(bins, 1, 1, f, nobs[q],
+                      math::te_from_joint_counts_given(bins, 1, 1, fs(q), nobs[q],
                                                        target_sum[q * J + j]),
                       bins, 1, 1);
             }
@@ -416,7 +416,9 @@ at::Tensor scan_series(const PackedSide& series, const SeriesPlan& pb, const Ser
   uint64_t* xw = reinterpret_cast<uint64_t*>(xstack.data_ptr<int64_t>());
   int64_t* xc = xcounts.data_ptr<int64_t>();
 
-  with_clog(pb.nobs, [&](auto f) {
+  std::vector<int64_t> view_nobs(static_cast<size_t>(D));
+  for (int64_t q = 0; q < D; ++q) view_nobs[q] = views[q].nobs;
+  with_clogs(view_nobs.data(), D, [&](auto fs) {
     with_history(pb.k, pb.l, [&](auto k_, auto l_) {
       for (int64_t q0 = 0; q0 < D; q0 += chunk) {
         const int64_t nd = std::min(chunk, D - q0);
@@ -433,7 +435,7 @@ at::Tensor scan_series(const PackedSide& series, const SeriesPlan& pb, const Ser
           int64_t* yc = ycounts.data() + c * J * pb.sy;
           target_counts_for_delay(Y, pb, views[q0 + c], yc);
           for (int64_t j = 0; j < J; ++j)
-            target_sum[c * J + j] = math::target_sum_from_marginals(yc + j * pb.sy, k_, f);
+            target_sum[c * J + j] = math::target_sum_from_marginals(yc + j * pb.sy, k_, fs(q0 + c));
         }
         PackedSide X;
         X.onehot = xstack;
@@ -454,7 +456,7 @@ at::Tensor scan_series(const PackedSide& series, const SeriesPlan& pb, const Ser
               math::assemble_joint_counts(crow + (j - j0) * Y.streams, ldc, 1, xc + a * pb.sx,
                                           yc + j * pb.sy, v.nobs, k_, l_, bins);
               out.put(q0 + c, a % I, j,
-                      math::te_from_joint_counts_given(bins, k_, l_, f, v.nobs,
+                      math::te_from_joint_counts_given(bins, k_, l_, fs(q0 + c), v.nobs,
                                                        target_sum[c * J + j]),
                       bins, k_, l_);
             }

@@ -343,10 +343,10 @@ void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArr
     c64[1] = static_cast<int64_t>(counters[(d - emin) * I + i]) - C;
     c64[2] = C;
   };
-  with_clog(pb.nobs, [&](auto f) {
+  with_clogs(nobs.data(), Q, [&](auto fs) {
     for (int64_t q = 0; q < Q; ++q)
       for (int64_t j = 0; j < J; ++j)
-        target_sum[q * J + j] = math::target_sum_from_marginals(ycount.data() + (q * J + j) * SY, k, f);
+        target_sum[q * J + j] = math::target_sum_from_marginals(ycount.data() + (q * J + j) * SY, k, fs(q));
     // Per target: its observations with a non-zero state, each against the
     // source events dmin..dmax steps before it, one count per coincidence.
     // Targets go in blocks whose counters fit in L2, and time in chunks whose
@@ -389,7 +389,7 @@ void scan_sparse(const PackedSide& source, const PackedSide& target, c10::IntArr
               math::assemble_joint_counts(c64, SY - 1, 1, xcount.data() + (i * Q + q) * SX,
                                           ycount.data() + (q * J + j) * SY, nobs[q], k, l, bins);
               const double te =
-                  math::te_from_joint_counts_given(bins, k, l, f, nobs[q], target_sum[q * J + j]);
+                  math::te_from_joint_counts_given(bins, k, l, fs(q), nobs[q], target_sum[q * J + j]);
               out.put(slots_of[q], i, j, te, bins, k, l);
             }
         }

@@ -132,12 +132,27 @@ void te_of_counts(const at::Tensor& c, int64_t k, int64_t l, int64_t bins, bool 
   // are summed only after the range check has ruled out int64 overflow.
   if (check_range) check_count_values(cp, npairs * bins, bins, op);
   int64_t most = 0;
+  int64_t centre = -1;
+  bool one_centre = true;
   for (int64_t q = 0; q < npairs; ++q) {
     int64_t total = 0;
     for (int64_t b = 0; b < bins; ++b) total += cp[q * bins + b];
+    const int64_t c = math::clog_centre(total);
+    one_centre = one_centre && (q == 0 || c == centre);
+    centre = c;
     most = std::max(most, total);
   }
   double* o = out.data_ptr<double>();
+  // A table serves one centre (clog_table.h). A window's histograms all share
+  // one total; a user's may not, and each is then reduced directly, with the
+  // same f and so the same bits as a table of its own.
+  if (!one_centre) {
+    at::parallel_for(0, npairs, 1024, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q)
+        o[q] = math::te_from_joint_counts_direct(cp + q * bins, static_cast<int>(k), static_cast<int>(l));
+    });
+    return;
+  }
   with_clog(most, [&](auto f) {
     with_history(static_cast<int>(k), static_cast<int>(l), [&](auto k_, auto l_) {
       at::parallel_for(0, npairs, 4096, [&](int64_t q0, int64_t q1) {

@@ -141,7 +141,7 @@ __global__ void assemble_kernel(const int64_t* __restrict__ cross, int64_t ld_cr
     int64_t* dst = counts_out != nullptr ? counts_out + q * bins : local;
     math::assemble_joint_counts(c, ld_cross, 1, xcount + i * g.sx, ycount + j * g.sy, g.nobs,
                                 g.k, g.l, dst);
-    if (te_out != nullptr) te_out[q] = math::te_from_joint_counts(dst, g.k, g.l, math::DirectClog{});
+    if (te_out != nullptr) te_out[q] = math::te_from_joint_counts_direct(dst, g.k, g.l);
   }
 }
 
@@ -161,7 +161,7 @@ __global__ void listed_pairs_kernel(const uint64_t* __restrict__ X, const uint64
     int64_t bins[math::kMaxOnehotBins];
     math::assemble_joint_counts(cross, g.streams_y, 1, xcount + i * g.sx, ycount + j * g.sy,
                                 g.nobs, g.k, g.l, bins);
-    te_out[q] = math::te_from_joint_counts(bins, g.k, g.l, math::DirectClog{});
+    te_out[q] = math::te_from_joint_counts_direct(bins, g.k, g.l);
   }
 }
 
@@ -187,7 +187,7 @@ __global__ void te_from_counts_kernel(const int64_t* __restrict__ counts, int64_
   const int64_t bins = int64_t(1) << (k + l + 1);
   const bool poisoned = status != nullptr && status[kStatusFlags] != 0;
   for (int64_t q = grid_start(); q < npairs; q += grid_stride()) {
-    out[q] = poisoned ? NAN : math::te_from_joint_counts(counts + q * bins, k, l, math::DirectClog{});
+    out[q] = poisoned ? NAN : math::te_from_joint_counts_direct(counts + q * bins, k, l);
   }
 }
 

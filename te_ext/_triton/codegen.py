@@ -273,7 +273,7 @@ def render(k: int, l: int) -> str:
     w("")
     w("")
     w("@triton.jit")
-    w("def _f(c, clog_ptr):  # f(c) = c log2 c from the table: te_math.h TableClog")
+    w("def _f(c, clog_ptr):  # f(c) = c log2(c / centre) from the table: te_math.h TableClog")
     w("    # Unmasked: every count, also of a pair outside [I, J] (zero accumulators and")
     w("    # marginals), lies in [0, nobs], and the table holds f(0..nobs); a mask per gather")
     w("    # cost registers (ptxas spilled).")

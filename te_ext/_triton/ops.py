@@ -12,8 +12,10 @@ contract's double-precision comparison for every ``v`` of dtype ``D`` (see
 ``dispatch.threshold_bits``). A scalar kernel argument: no device tensor, so no host-to-device
 copy, which from pageable memory would synchronise the stream on every call.
 
-The table ``f(c) = c log2 c`` the epilogue reads is built once per device and stream and
-reused (``clog_table``); only a traced call (``torch.compile``) builds it in the graph.
+The table ``f(c) = c log2(c / centre)`` the epilogue reads (te_math.h ``clog2c``, centred near
+the pair total, which keeps the reduction's rounding at ~1e-16 bits) is built once per device,
+stream and centre and reused (``clog_table``); only a traced call (``torch.compile``) builds it
+in the graph.
 """
 
 from __future__ import annotations
@@ -38,16 +40,26 @@ def _as_3d(x: Tensor) -> Tensor:
     return x.to(torch.uint8) if _tracing() else x.view(torch.uint8)
 
 
-# (device, stream) -> the largest table built there; a few entries, so short-lived streams
-# cannot pile tables up.
-_TABLES: "OrderedDict[Tuple[str, int], Tensor]" = OrderedDict()
+# (device, stream, centre) -> its table; a few entries, so short-lived streams and changing
+# window lengths cannot pile tables up.
+_TABLES: "OrderedDict[Tuple[str, int, int], Tensor]" = OrderedDict()
 _MAX_TABLES = 4
 
 
-def _build_table(size: int, device) -> Tensor:
-    # te_math.h clog2c: c * log2(c), and 0 at c = 0 (the CPU path's TableClog).
+def clog_centre(nobs: int) -> int:
+    """te_math.h ``clog_centre``: ``nobs`` with all but its 4 leading bits cleared (1 for 0)."""
+    if nobs <= 0:
+        return 1
+    shift = max(nobs.bit_length() - 4, 0)
+    return (nobs >> shift) << shift
+
+
+def _build_table(size: int, nobs: int, device) -> Tensor:
+    # te_math.h clog2c: c * log2(c / centre), and 0 at c = 0 (the CPU path's TableClog). The
+    # quotient is one rounding of exact integers; log2(c) - log2(centre) would cancel.
     c = torch.arange(size, dtype=torch.float64, device=device)
-    return torch.where(c > 0, c * torch.log2(c), torch.zeros((), dtype=torch.float64, device=device))
+    return torch.where(c > 0, c * torch.log2(c / clog_centre(nobs)),
+                       torch.zeros((), dtype=torch.float64, device=device))
 
 
 def _tracing() -> bool:
@@ -58,16 +70,17 @@ def _tracing() -> bool:
 
 
 def clog_table(nobs: int, device) -> Tensor:
-    """float64 ``f(c)`` for at least ``c = 0..nobs``. Eager calls share one table per device and
-    stream, grown to the next power of two; ``dispatch.applicable`` bounds its size."""
+    """float64 ``f(c)`` for at least ``c = 0..nobs``, centred for ``nobs``. Eager calls share one
+    table per device, stream and centre, grown to the next power of two; ``dispatch.applicable``
+    bounds its size."""
     device = torch.device(device)
     if _tracing():
-        return _build_table(nobs + 1, device)
+        return _build_table(nobs + 1, nobs, device)
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-    key = (str(device), stream)
+    key = (str(device), stream, clog_centre(nobs))
     table = _TABLES.get(key)
     if table is None or table.numel() <= nobs:
-        table = _build_table(geometry.table_size(nobs), device)
+        table = _build_table(geometry.table_size(nobs), nobs, device)
         _TABLES[key] = table
     _TABLES.move_to_end(key)
     while len(_TABLES) > _MAX_TABLES:
