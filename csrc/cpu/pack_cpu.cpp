@@ -16,12 +16,7 @@
 #include "../te_math.h"
 #include "popcount_cpu.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define TE_X86 1
-#else
-#define TE_X86 0
-#endif
+#include "x86.h"
 
 namespace te {
 namespace cpu {

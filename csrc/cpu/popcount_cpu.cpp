@@ -10,19 +10,7 @@
 
 #include "../te_math.h"
 
-#if defined(__x86_64__)
-// GCC 12's AVX-512 headers build vectors from _mm512_undefined_*(), which
-// -Wmaybe-uninitialized reports inside our functions once inlined (GCC bug
-// 105593); the warning is about the header, not this file's code.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#define TE_X86 1
-#else
-#define TE_X86 0
-#endif
+#include "x86.h"
 
 namespace te {
 namespace cpu {
