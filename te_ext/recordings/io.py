@@ -178,9 +178,13 @@ def _spike_bins(times, neurons, *, bin, t0, t1, n, where, bytes_per_cell: float,
         nbins = math.ceil(span) if math.isfinite(span) and span > 0 else 0
     if nbins < 1:
         raise InputError(f"empty time range [{t0}, {t1}) with --bin {bin}")
+    def count(v: int) -> str:  # a bin count from --t1 1e300 has 300 digits
+        return str(v) if v < 10**12 else f"{v:.3g}"
+
+    t1_said = "just past the last spike" if math.isinf(t1) else t1
     check_fits_memory(math.ceil(nbins * n * bytes_per_cell),
-                      f"binning into {nbins} bins x {n} neurons (--bin {bin}, --t0 {t0}, "
-                      f"--t1 {t1}, --neurons {n})")
+                      f"binning into {count(nbins)} bins x {count(n)} neurons (--bin {bin}, "
+                      f"--t0 {t0}, --t1 {t1_said}, --neurons {count(n)})")
     if bounds is not None:
         bounds.update(t0=float(t0), bin=float(bin), bins=int(nbins))
     keep = (times >= t0) & (times < t1)
