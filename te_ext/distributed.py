@@ -156,6 +156,30 @@ def _agreed(group, op: str, prepare: Callable[[], dict]) -> str:
     return backend
 
 
+def _local_share(group, backend: str, op: str, work: Callable[[], Any]) -> Any:
+    """This rank's share of the work, then one small all-gather of whether every rank's share
+    succeeded, before the collective that pools the shares. An error that depends on a rank's
+    data (a non-binary value in the columns only it packs, its own rows under
+    ``total_length``, memory) would otherwise raise on that rank alone and leave the others
+    blocked in the pooling collective until the backend's timeout. The rank that failed raises
+    its own error; the others raise a RuntimeError naming it."""
+    try:
+        result, error = work(), None
+    except Exception as exc:  # whatever it is, the other ranks must hear of it
+        result, error = None, exc
+    flag = torch.tensor([0 if error is None else 1], dtype=torch.int64,
+                        device=_comm_device(backend))
+    every = [torch.empty_like(flag) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(every, flag, group=group)
+    if error is not None:
+        raise error
+    failed = [r for r, t in enumerate(every) if int(t[0]) != 0]
+    if failed:
+        raise RuntimeError(f"te_ext.distributed.{op}: rank(s) {failed} failed on their share of "
+                           f"the work (their error says why); no rank returns a result")
+    return result
+
+
 def _fields(op, source, target, **args) -> dict:
     time_sharded = args.get("shard") == "time"
     return {"op": op, **args, "source dtype": str(source.dtype), "target dtype": str(target.dtype),
@@ -196,20 +220,26 @@ def _all_gather_blocks(block: Tensor, blocks: Sequence[Block], axis: int, group,
     return whole.to(block.device)
 
 
-def _sharded_by_pairs(compute, source: Tensor, target: Tensor, group, gather: bool):
+def _sharded_by_pairs(op: str, compute, source: Tensor, target: Tensor, threshold, group,
+                      gather: bool):
     rank, world, backend = _group_info(group)
     I, J = source.shape[-1], target.shape[-1]
     blocks = [pair_block(I, J, r, world) for r in range(world)]
     i0, i1, j0, j1 = blocks[rank]
-    # An empty block (more ranks than rows) still runs the op on one row, for its checks and
-    # the block's shape, and keeps no entries.
-    src = source.narrow(-1, i0, i1 - i0) if i1 > i0 else source.narrow(-1, 0, 1)
-    tgt = target.narrow(-1, j0, j1 - j0) if j1 > j0 else target.narrow(-1, 0, 1)
-    block = compute(src, tgt)
-    if i1 <= i0:
-        block = block.narrow(-2, 0, 0)
-    if j1 <= j0:
-        block = block.narrow(-1, 0, 0)
+
+    def share():
+        # An empty block (more ranks than rows) still runs the op on one row, for its checks
+        # and the block's shape, and keeps no entries.
+        src = source.narrow(-1, i0, i1 - i0) if i1 > i0 else source.narrow(-1, 0, 1)
+        tgt = target.narrow(-1, j0, j1 - j0) if j1 > j0 else target.narrow(-1, 0, 1)
+        block = compute(_prepare.series(src, threshold), _prepare.series(tgt, threshold))
+        if i1 <= i0:
+            block = block.narrow(-2, 0, 0)
+        if j1 <= j0:
+            block = block.narrow(-1, 0, 0)
+        return block
+
+    block = _local_share(group, backend, op, share)
     if not gather:
         return block, (i0, i1, j0, j1)
     return _all_gather_blocks(block, blocks, -2 if I >= J else -1, group, backend)
@@ -229,21 +259,25 @@ def _sharded_by_time(source: Tensor, target: Tensor, k: int, l: int, delay: int,
                          f"T = {T} but k={k}, l={l}, delay={delay} need T > max(k, l - 1 + delay)"
                          f" = {n0}")
     t0, t1 = time_rows(T, k=k, l=l, delay=delay, rank=rank, world=world)
-    if total_length is None:
-        src, tgt = _rows(source, t0, t1), _rows(target, t0, t1)
-    else:
-        if source.shape[-2] != t1 - t0 or target.shape[-2] != t1 - t0:
-            raise ValueError(f"te_ext.distributed.transfer_entropy: with total_length={T} rank "
-                             f"{rank} must pass rows [{t0}, {t1}) of the series "
-                             f"({t1 - t0} rows, from time_rows), got source with "
-                             f"{source.shape[-2]} and target with {target.shape[-2]}")
-        src, tgt = source, target
     I, J = source.shape[-1], target.shape[-1]
     bins = 2 ** (k + l + 1)
-    if t1 - t0 > n0:
-        counts = joint_counts(src, tgt, k, l, delay, threshold)
-    else:  # no observations here: nothing to count (the op would reject so short a slice)
-        counts = torch.zeros((I, J, bins), dtype=torch.int64, device=source.device)
+
+    def share():
+        if total_length is None:
+            src, tgt = _rows(source, t0, t1), _rows(target, t0, t1)
+        else:
+            if source.shape[-2] != t1 - t0 or target.shape[-2] != t1 - t0:
+                raise ValueError(f"te_ext.distributed.transfer_entropy: with total_length={T} "
+                                 f"rank {rank} must pass rows [{t0}, {t1}) of the series "
+                                 f"({t1 - t0} rows, from time_rows), got source with "
+                                 f"{source.shape[-2]} and target with {target.shape[-2]}")
+            src, tgt = source, target
+        if t1 - t0 <= n0:  # no observations here: nothing to count (the op would reject them)
+            return torch.zeros((I, J, bins), dtype=torch.int64, device=source.device)
+        return joint_counts(_prepare.series(src, threshold), _prepare.series(tgt, threshold),
+                            k, l, delay, threshold)
+
+    counts = _local_share(group, backend, "transfer_entropy", share)
     dev = _comm_device(backend)
     pooled = counts.to(dev)
     dist.all_reduce(pooled, op=dist.ReduceOp.SUM, group=group)
@@ -281,11 +315,10 @@ def transfer_entropy(source: Tensor, target: Tensor, *, k: int = 1, l: int = 1, 
                        threshold=threshold, shard=shard, total_length=total_length, gather=gather)
 
     _agreed(group, "transfer_entropy", prepare)
-    source, target = _prepare.series(source, threshold), _prepare.series(target, threshold)
     if shard == "pairs":
         return _sharded_by_pairs(
-            lambda s, t: _transfer_entropy(s, t, k, l, delay, threshold), source, target, group,
-            gather)
+            "transfer_entropy", lambda s, t: _transfer_entropy(s, t, k, l, delay, threshold),
+            source, target, threshold, group, gather)
     return _sharded_by_time(source, target, k, l, delay, threshold, group, total_length, gather)
 
 
@@ -310,13 +343,15 @@ def transfer_entropy_delays(source: Tensor, target: Tensor, delays, *, k: int = 
     delays = scan
     if not signed:
         return _sharded_by_pairs(
+            "transfer_entropy_delays",
             lambda s, t: _transfer_entropy_delays(s, t, delays, k=k, l=l, threshold=threshold),
-            source, target, group, gather)
+            source, target, threshold, group, gather)
     # Both planes travel as one [2, D, ...] tensor: one collective, split after.
     out = _sharded_by_pairs(
+        "transfer_entropy_delays",
         lambda s, t: torch.stack(_transfer_entropy_delays(s, t, delays, k=k, l=l,
                                                           threshold=threshold, signed=True)),
-        source, target, group, gather)
+        source, target, threshold, group, gather)
     if gather:
         return out[0], out[1]
     block, where = out

@@ -156,6 +156,60 @@ def test_ranks_that_disagree_raise_on_every_rank_naming_the_argument(tmp_path):
             assert f"every rank must pass the same {name}" in message, (rank, name, message)
 
 
+def _data_error_worker(rank, world, port, out_dir):
+    import datetime
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # A short timeout: a rank left waiting fails the test in seconds, not in 30 minutes.
+    dist.init_process_group("gloo", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=20))
+    x, y = _data()
+    bad = x.to(torch.int64)
+    bad[0, 5, 10] = 2  # source column 10: in rank 1's block of rows only (11 sources, 2 ranks)
+    t0, t1 = time_rows(157, rank=rank, world=world)
+    mine = x[:, t0:t1].to(torch.int64)
+    if rank == 1:
+        mine[1, 3, 0] = 2  # under total_length, only rank 1's own rows hold the bad value
+    d = te_ext.distributed
+    cases = {
+        "pairs": lambda: d.transfer_entropy(bad, y),
+        "delays": lambda: d.transfer_entropy_delays(bad, y, [1, 2]),
+        "signed": lambda: d.transfer_entropy_delays(bad, y, [1], signed=True),
+        "time_local": lambda: d.transfer_entropy(mine if rank == 1 else x[:, t0:t1].long(),
+                                                 y[:, t0:t1], shard="time", total_length=157),
+    }
+    out = {}
+    try:
+        for name, call in cases.items():
+            try:
+                call()
+                out[name] = "no error"
+            except (ValueError, RuntimeError) as exc:
+                out[name] = f"{type(exc).__name__}: {exc}"
+        out["after"] = d.transfer_entropy(x, y)  # the group still works
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_an_error_in_one_ranks_data_raises_on_every_rank(tmp_path):
+    # A non-binary value in the columns (or rows) only rank 1 holds used to raise on rank 1
+    # alone and leave rank 0 blocked in the collective that pools the blocks.
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    mp.start_processes(_data_error_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
+                       join=True, start_method="spawn")
+    x, y = _data()
+    for rank in (0, 1):
+        out = torch.load(tmp_path / f"rank{rank}.pt")
+        assert torch.equal(out.pop("after"), te_ext.transfer_entropy(x, y))
+        for name, message in out.items():
+            if rank == 1:  # its own error, from the op
+                assert message.startswith("ValueError") and "2" in message, (name, message)
+            else:
+                assert message.startswith("RuntimeError") and "rank(s) [1] failed" in message, \
+                    (name, message)
+
+
 @pytest.mark.parametrize("call,exc,match", [
     (lambda: time_rows(40, rank=3, world=2), ValueError, "rank must be <= 1"),
     (lambda: time_rows(40, rank=0, world=0), ValueError, "world must be >= 1"),
