@@ -118,6 +118,25 @@ def test_bad_shard_option():
         te_ext.distributed.transfer_entropy(x, x, total_length=20)
 
 
+def _outcomes(cases, errors) -> dict:
+    """name -> "no error", or "ExceptionType: message" for the ``errors`` a call raised."""
+    out = {}
+    for name, call in cases.items():
+        try:
+            call()
+            out[name] = "no error"
+        except errors as exc:
+            out[name] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _spawn_two(worker, tmp_path) -> None:
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    mp.start_processes(worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="spawn")
+
+
 def _disagreeing_worker(rank, world, port, out_dir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -130,15 +149,8 @@ def _disagreeing_worker(rank, world, port, out_dir):
         "delays": lambda: d.transfer_entropy_delays(x, y, [1, 2 + rank]),
         "threshold": lambda: d.transfer_entropy(x.float(), y.float(), threshold=0.2 + rank / 10),
     }
-    out = {}
     try:
-        for name, call in cases.items():
-            try:
-                call()
-                out[name] = "no error"
-            except ValueError as exc:
-                out[name] = str(exc)
-        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(_outcomes(cases, ValueError), os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -146,10 +158,7 @@ def _disagreeing_worker(rank, world, port, out_dir):
 def test_ranks_that_disagree_raise_on_every_rank_naming_the_argument(tmp_path):
     # Without the agreement, gloo aborted rank 0 (k, delays), both ranks hung for 30 minutes
     # (shard) or every rank computed a silently wrong matrix (delay).
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available")
-    mp.start_processes(_disagreeing_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
-                       join=True, start_method="spawn")
+    _spawn_two(_disagreeing_worker, tmp_path)
     for rank in (0, 1):
         out = torch.load(tmp_path / f"rank{rank}.pt")
         for name, message in out.items():
@@ -177,14 +186,8 @@ def _data_error_worker(rank, world, port, out_dir):
         "time_local": lambda: d.transfer_entropy(mine if rank == 1 else x[:, t0:t1].long(),
                                                  y[:, t0:t1], shard="time", total_length=157),
     }
-    out = {}
     try:
-        for name, call in cases.items():
-            try:
-                call()
-                out[name] = "no error"
-            except (ValueError, RuntimeError) as exc:
-                out[name] = f"{type(exc).__name__}: {exc}"
+        out = _outcomes(cases, (ValueError, RuntimeError))
         out["after"] = d.transfer_entropy(x, y)  # the group still works
         torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
@@ -194,10 +197,7 @@ def _data_error_worker(rank, world, port, out_dir):
 def test_an_error_in_one_ranks_data_raises_on_every_rank(tmp_path):
     # A non-binary value in the columns (or rows) only rank 1 holds used to raise on rank 1
     # alone and leave rank 0 blocked in the collective that pools the blocks.
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available")
-    mp.start_processes(_data_error_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
-                       join=True, start_method="spawn")
+    _spawn_two(_data_error_worker, tmp_path)
     x, y = _data()
     for rank in (0, 1):
         out = torch.load(tmp_path / f"rank{rank}.pt")
