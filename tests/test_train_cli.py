@@ -15,6 +15,7 @@ import torch
 from te_ext.experiments import train
 from te_ext.experiments.checkpoint import load_checkpoint
 from te_ext.experiments.diagnostics import DIAGNOSTIC_KEYS
+from state_equal import state_equal
 
 EPOCH_KEYS = {"epoch", "train_loss", "test_acc", "seconds", "te_seconds"}
 # Settings under which TE is nonzero from the first window on. With the presets' softmax
@@ -37,16 +38,6 @@ def _metrics(res):
     """Everything measured except wall-clock times."""
     return [(r["arm"], r["seed"], [(e["epoch"], e["train_loss"], e["test_acc"])
                                    for e in r["epochs"]]) for r in res["runs"]]
-
-
-def _state_equal(a, b):
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_state_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_state_equal(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def test_synthetic_smoke_outputs_and_schema(tmp_path, capsys):
@@ -121,7 +112,7 @@ def test_resume_is_bit_identical(tmp_path):
             sa, sb = a[key], b[key]
             if key == "te_feedback" and sa is not None:  # its wall-clock total differs
                 sa, sb = dict(sa, seconds=0), dict(sb, seconds=0)
-            assert _state_equal(sa, sb), (arm, key)
+            assert state_equal(sa, sb), (arm, key)
         if arm == "te":
             assert a["te_feedback"]["te"] is not None and float(a["te_feedback"]["te"].max()) > 0
 

@@ -21,6 +21,7 @@ import torch
 from te_ext.experiments import train
 from te_ext.experiments.checkpoint import load_checkpoint, save_checkpoint
 from te_train_worker import te_train_worker
+from state_equal import state_equal
 
 ARGS = ["--quiet", "--dataset", "synthetic", "--window", "64", "--target-transform", "sigmoid"]
 
@@ -81,16 +82,6 @@ def _snapshot(directory):
     """Name -> sha256 of every file under ``directory``: what "nothing overwritten" means."""
     return {os.path.relpath(os.path.join(d, n), directory): _digest(os.path.join(d, n))
             for d, _, names in os.walk(directory) for n in names}
-
-
-def _state_equal(a, b):
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_state_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_state_equal(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def _one_error_line(err: str) -> str:
@@ -290,7 +281,7 @@ def test_kill_during_checkpoint_write_then_resume_is_bit_identical(tmp_path, nev
             sa, sb = a[key], b[key]
             if key == "te_feedback" and sa is not None:  # its wall-clock total differs
                 sa, sb = dict(sa, seconds=0), dict(sb, seconds=0)
-            assert _state_equal(sa, sb), (arm, key)
+            assert state_equal(sa, sb), (arm, key)
 
 
 def test_leftover_temp_files_are_removed_and_others_kept(run_copy):
