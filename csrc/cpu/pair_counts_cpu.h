@@ -123,34 +123,25 @@ void for_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p
   });
 }
 
-// The target-only part of every pair's sum (math::target_sum_from_marginals),
-// the same for every source: computed once per target. Empty without one-hot
-// streams, whose pairs reduce their own counts.
-template <typename KT, typename Clog>
-std::vector<double> target_sums(const PackedSide& Y, const SeriesPlan& p, KT k, Clog f) {
-  std::vector<double> sums;
-  if (!p.onehot) return sums;
-  const int64_t* ycount = Y.counts.const_data_ptr<int64_t>();
-  sums.resize(static_cast<size_t>(p.J));
-  for (int64_t j = 0; j < p.J; ++j) sums[j] = math::target_sum_from_marginals(ycount + j * p.sy, k, f);
-  return sums;
-}
-
-// sink(i * J + j, TE(source i -> target j)) for all pairs, given target_sums(Y,
-// ...). Every pair's total is nobs, so this is bit-identical to
+// out[i * J + j] = TE(source i -> target j) for all pairs. The target-only
+// part of each pair's sum is the same for every source, so it is computed
+// once per target, and every pair's total is nobs (bit-identical to
 // te_from_joint_counts, which recomputes both from the same integers in the
-// same order.
-template <typename KT, typename LT, typename Clog, typename Sink>
-void te_each_pair(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p, KT k, LT l,
-                  Clog f, const std::vector<double>& target, Sink sink) {
+// same order).
+template <typename KT, typename LT, typename Clog>
+void te_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p, KT k, LT l,
+                  Clog f, double* out) {
   if (!p.onehot) {
     for_all_pairs(X, Y, p, k, l, [&](int64_t i, int64_t j, const int64_t* c) {
-      sink(i * p.J + j, math::te_from_joint_counts(c, k, l, f));
+      out[i * p.J + j] = math::te_from_joint_counts(c, k, l, f);
     });
     return;
   }
   const int64_t* xcount = X.counts.const_data_ptr<int64_t>();
   const int64_t* ycount = Y.counts.const_data_ptr<int64_t>();
+  std::vector<double> target(static_cast<size_t>(p.J));
+  for (int64_t j = 0; j < p.J; ++j)
+    target[j] = math::target_sum_from_marginals(ycount + j * p.sy, k, f);
   for_all_tiles(X, Y, p, [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1, const int64_t* cross,
                              int64_t ldc) {
     int64_t bins[math::kMaxOnehotBins];
@@ -159,18 +150,10 @@ void te_each_pair(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p,
       for (int64_t j = j0; j < j1; ++j) {
         math::assemble_joint_counts(crow + (j - j0) * Y.streams, ldc, 1, xcount + i * p.sx,
                                     ycount + j * p.sy, p.nobs, k, l, bins);
-        sink(i * p.J + j, math::te_from_joint_counts_given(bins, k, l, f, p.nobs, target[j]));
+        out[i * p.J + j] = math::te_from_joint_counts_given(bins, k, l, f, p.nobs, target[j]);
       }
     }
   });
-}
-
-// out[i * J + j] = TE(source i -> target j) for all pairs.
-template <typename KT, typename LT, typename Clog>
-void te_all_pairs(const PackedSide& X, const PackedSide& Y, const SeriesPlan& p, KT k, LT l,
-                  Clog f, double* out) {
-  te_each_pair(X, Y, p, k, l, f, target_sums(Y, p, k, f),
-               [out](int64_t q, double te) { out[q] = te; });
 }
 
 // sink(q, counts) for the pairs (pairs[q, 0], pairs[q, 1]).
