@@ -41,19 +41,25 @@ def _measure_pyinform(measure, group: str, inputs: workloads.KernelInputs, num_p
             scale=num_pairs / sample, sample_pairs=sample, extrapolated=True)
 
 
-# ------------------------------------------------------------------------ transfer_entropy
+# ------------------------------------------------------- transfer_entropy and joint_counts
+# Both ops are timed against the same GEMM floor and the same numpy reference shape, so one
+# parametrised test per role serves both (the group, not the test name, keys the report).
+
+_PAIR_OPS = ("transfer_entropy", "joint_counts")
 
 
-def test_transfer_entropy(measure, kernel_case):
+@pytest.mark.parametrize("op", _PAIR_OPS)
+def test_pair_op(measure, kernel_case, op):
     x = workloads.kernel_inputs(kernel_case)
     c = kernel_case
-    measure(lambda: te_ext.transfer_entropy(x.source, x.target, c.k, c.l),
-            group=c.group("transfer_entropy"), role="ours", label="te_ext")
+    fn = getattr(te_ext, op)
+    measure(lambda: fn(x.source, x.target, c.k, c.l), group=c.group(op), role="ours", label="te_ext")
 
 
-def test_transfer_entropy_gemm(measure, kernel_case):
+@pytest.mark.parametrize("op", _PAIR_OPS)
+def test_pair_op_gemm(measure, kernel_case, op):
     x = workloads.kernel_inputs(kernel_case)
-    measure(workloads.gemm_floor(x), group=kernel_case.group("transfer_entropy"),
+    measure(workloads.gemm_floor(x), group=kernel_case.group(op),
             role="baseline", label=_gemm_label(kernel_case))
 
 
@@ -70,22 +76,6 @@ def test_transfer_entropy_pyinform(measure, kernel_case):
     x = workloads.kernel_inputs(kernel_case)
     _measure_pyinform(measure, kernel_case.group("transfer_entropy"), x,
                       kernel_case.I * kernel_case.J)
-
-
-# ------------------------------------------------------------------------ joint_counts
-
-
-def test_joint_counts(measure, kernel_case):
-    x = workloads.kernel_inputs(kernel_case)
-    c = kernel_case
-    measure(lambda: te_ext.joint_counts(x.source, x.target, c.k, c.l),
-            group=c.group("joint_counts"), role="ours", label="te_ext")
-
-
-def test_joint_counts_gemm(measure, kernel_case):
-    x = workloads.kernel_inputs(kernel_case)
-    measure(workloads.gemm_floor(x), group=kernel_case.group("joint_counts"),
-            role="baseline", label=_gemm_label(kernel_case))
 
 
 def test_joint_counts_numpy(measure, kernel_case):

@@ -37,12 +37,16 @@ def test_train_step(measure, variant):
         step.close()
 
 
-@pytest.mark.parametrize("window", workloads.WINDOWS)
-def test_window_step(measure, window):
+def _window_step(window):
     reason = workloads.streaming_available()
     if reason:
         pytest.skip(reason)
-    step = workloads.WindowStep(window)
+    return workloads.WindowStep(window)
+
+
+@pytest.mark.parametrize("window", workloads.WINDOWS)
+def test_window_step(measure, window):
+    step = _window_step(window)
     assert step.stream.full
     measure(step, group=WINDOW_GROUP, role="baseline" if window == workloads.WINDOWS[0] else "ours",
             label=f"window={window}", window=window, nbytes=int(step.stream.nbytes),
@@ -52,10 +56,7 @@ def test_window_step(measure, window):
 @pytest.mark.parametrize("window", workloads.WINDOWS)
 def test_window_recount(measure, window):
     """For the plot only: what the step would cost if the window were recounted every step."""
-    reason = workloads.streaming_available()
-    if reason:
-        pytest.skip(reason)
-    step = workloads.WindowStep(window)
+    step = _window_step(window)
     if not hasattr(step.stream, "window_series"):
         pytest.skip("StreamingJointCounts has no window_series()")
     source, target = (s.bool() for s in step.stream.window_series())

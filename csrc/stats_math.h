@@ -75,11 +75,8 @@ TE_HD double sorted_local_te_from_joint_counts(const int64_t* c, int k, int l) {
   int64_t n = 0;
   double sum = 0.0;
   for (int64_t yp = 0; yp < syp; ++yp) {
-    int64_t y0 = 0, y1 = 0;
-    for (int64_t xs = 0; xs < sx; ++xs) {
-      y0 += c[(yp << l) | xs];
-      y1 += c[half | (yp << l) | xs];
-    }
+    int64_t y0, y1;
+    math::ypast_marginals(c, k, l, yp, &y0, &y1);
     n += y0 + y1;
     for (int64_t xs = 0; xs < sx; ++xs) {
       const int64_t a = c[(yp << l) | xs], b = c[half | (yp << l) | xs];

@@ -223,6 +223,20 @@ TE_HD double target_sum_from_marginals(const int64_t* ycount, int k, Clog f) {
   return sum;
 }
 
+// The target's own counts of one past state yp, summed over the source's past from one
+// pair's joint counts: y0 with ynext = 0, y1 with ynext = 1.
+TE_HD void ypast_marginals(const int64_t* c, int k, int l, int64_t yp, int64_t* y0, int64_t* y1) {
+  const int64_t half = int64_t(1) << (k + l);  // bins with ynext = 0 below, 1 above
+  const int64_t sx = int64_t(1) << l;
+  int64_t a = 0, b = 0;
+  for (int64_t xs = 0; xs < sx; ++xs) {
+    a += c[(yp << l) | xs];
+    b += c[half | (yp << l) | xs];
+  }
+  *y0 = a;
+  *y1 = b;
+}
+
 // TE in bits from one pair's joint counts (2^(k+l+1) bins, index as bin_index),
 // given the pair's total n and its target-only sum. Zero observations give 0;
 // the estimate is a conditional mutual information and so >= 0, and a negative
@@ -243,17 +257,12 @@ TE_HD double te_from_joint_counts_given(const int64_t* c, int k, int l, Clog f, 
 // summed in the same order), so it is bit-identical to the all-pairs reduction.
 template <typename Clog>
 TE_HD double te_from_joint_counts(const int64_t* c, int k, int l, Clog f) {
-  const int64_t sx = int64_t(1) << l;
   const int64_t syp = int64_t(1) << k;
-  const int64_t half = int64_t(1) << (k + l);
   int64_t n = 0;
   double target_sum = 0.0;
   for (int64_t yp = 0; yp < syp; ++yp) {
-    int64_t y0 = 0, y1 = 0;
-    for (int64_t xs = 0; xs < sx; ++xs) {
-      y0 += c[(yp << l) | xs];
-      y1 += c[half | (yp << l) | xs];
-    }
+    int64_t y0, y1;
+    ypast_marginals(c, k, l, yp, &y0, &y1);
     target_sum += mix_term(y0, y1, f);
     n += y0 + y1;
   }

@@ -254,6 +254,10 @@ int64_t check_counts(const TensorInfo& counts, int64_t k, int64_t l, const char*
   return bins;
 }
 
+std::vector<int64_t> pair_shape(const at::Tensor& counts) {
+  return std::vector<int64_t>(counts.sizes().begin(), counts.sizes().end() - 1);
+}
+
 int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op) {
   TORCH_CHECK_VALUE(counts.defined(), op, ": counts is undefined");
   const TensorInfo c = info(counts);

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace te {
 
@@ -114,6 +115,10 @@ void check_pairs(const at::Tensor& pairs, const SeriesPlan& p, const at::Device&
 int64_t check_counts(const TensorInfo& counts, int64_t k, int64_t l, const char* op);
 // The same, and that the output (and an int64 contiguous copy) fits in memory.
 int64_t check_counts(const at::Tensor& counts, int64_t k, int64_t l, const char* op);
+
+// The shape of a per-pair output of counts [..., bins]: counts' shape without its last
+// dimension.
+std::vector<int64_t> pair_shape(const at::Tensor& counts);
 
 // Checked a*b for sizes (raises ValueError naming `what` on overflow).
 int64_t checked_mul(int64_t a, int64_t b, const char* what);

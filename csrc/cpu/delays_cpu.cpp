@@ -116,12 +116,7 @@ void source_streams_for_delay(const uint64_t* raw, int64_t raw_words, const Seri
       }
     }
   }
-  const int64_t used = pb.R * pb.rep_words;
-  for (int64_t s = 1; s < S; ++s)
-    std::fill(rows + (s - 1) * pb.words + used, rows + s * pb.words, uint64_t(0));
-  int64_t nonzero = 0;
-  for (int64_t s = 1; s < S; ++s) nonzero += cnt[s];
-  cnt[0] = v.nobs - nonzero;
+  finish_onehot_column(pb, S, v.nobs, rows, cnt);
 }
 
 // The plan of the source packed as plain bit series: one "state" bit at lag

@@ -300,12 +300,7 @@ void onehot_column(const uint64_t* raw, const SeriesPlan& p, int nbits, const in
 #endif
     onehot_words_portable(series, p, nbits, offs, w0, rep_rows, cnt);
   }
-  const int64_t used = p.R * p.rep_words;
-  for (int64_t s = 1; s < S; ++s)
-    std::fill(rows + (s - 1) * p.words + used, rows + s * p.words, uint64_t(0));
-  int64_t nonzero = 0;
-  for (int64_t s = 1; s < S; ++s) nonzero += cnt[s];
-  cnt[0] = p.nobs - nonzero;
+  finish_onehot_column(p, S, p.nobs, rows, cnt);
 }
 
 // State of every observation of one column, and the state counts.

@@ -148,9 +148,7 @@ struct Accumulate {
 
 // One surrogate's TE of every pair, each handed to acc(pair index, TE). Each
 // pair is reduced by one thread per surrogate and surrogates run in order, so
-// the sums are the same on every thread count. The loop is te_all_pairs' with
-// another sink; one template with a sink for both made the 1000-surrogate job
-// (S1) 4-7% slower side by side (2026-12-05, three alternations), so it stays.
+// the sums are the same on every thread count.
 template <typename KT, typename LT, typename Clog>
 void surrogate_all_pairs(const PackedSide& Xp, const PackedSide& Y, const SeriesPlan& p, KT k,
                          LT l, Clog f, const std::vector<double>& target_sum, const Accumulate& acc) {
@@ -160,19 +158,9 @@ void surrogate_all_pairs(const PackedSide& Xp, const PackedSide& Y, const Series
     });
     return;
   }
-  const int64_t* xcount = Xp.counts.const_data_ptr<int64_t>();
-  const int64_t* ycount = Y.counts.const_data_ptr<int64_t>();
   for_all_tiles(Xp, Y, p, [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                               const int64_t* cross, int64_t ldc) {
-    int64_t bins[math::kMaxOnehotBins];
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t* crow = cross + (i - i0) * Xp.streams * ldc;
-      for (int64_t j = j0; j < j1; ++j) {
-        math::assemble_joint_counts(crow + (j - j0) * Y.streams, ldc, 1, xcount + i * p.sx,
-                                    ycount + j * p.sy, p.nobs, k, l, bins);
-        acc(i * p.J + j, math::te_from_joint_counts_given(bins, k, l, f, p.nobs, target_sum[j]));
-      }
-    }
+    te_of_tile(Xp, Y, p, k, l, f, target_sum.data(), i0, i1, j0, j1, cross, ldc, acc);
   });
 }
 
@@ -259,13 +247,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> transfer_entropy_surr
     }
     with_history(p.k, p.l, [&](auto k_, auto l_) {
       te_all_pairs(X, Y, p, k_, l_, f, out.te_p());
-      std::vector<double> target_sum;
-      if (p.onehot) {
-        const int64_t* ycount = Y.counts.const_data_ptr<int64_t>();
-        target_sum.resize(static_cast<size_t>(p.J));
-        for (int64_t j = 0; j < p.J; ++j)
-          target_sum[j] = math::target_sum_from_marginals(ycount + j * p.sy, k_, f);
-      }
+      // The target's sums are the same for every surrogate: only the source is permuted.
+      const std::vector<double> target_sum = target_sums(Y, p, k_, f);
       for (int64_t s = 0; s < S; ++s) {
         if (p.onehot) permute_streams(om, pp + s * p.nobs, p, need, Xp);
         else permute_states(X, pp + s * p.nobs, p, need, Xp);
@@ -326,8 +309,7 @@ at::Tensor sorted_local_te_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
   const char* op = "te.sorted_local_te";
   const int64_t bins = check_counts(counts, k, l, op);
   const at::Tensor c = counts.to(at::kLong).contiguous();
-  at::Tensor out = at::empty(std::vector<int64_t>(counts.sizes().begin(), counts.sizes().end() - 1),
-                             counts.options().dtype(at::kDouble));
+  at::Tensor out = at::empty(pair_shape(counts), counts.options().dtype(at::kDouble));
   const int64_t npairs = out.numel();
   const int64_t* cp = c.const_data_ptr<int64_t>();
   check_count_values(cp, npairs * bins, bins, op);

@@ -162,10 +162,6 @@ void te_of_counts(const at::Tensor& c, int64_t k, int64_t l, int64_t bins, bool 
   });
 }
 
-std::vector<int64_t> pair_shape(const at::Tensor& counts) {
-  return std::vector<int64_t>(counts.sizes().begin(), counts.sizes().end() - 1);
-}
-
 at::Tensor te_from_counts_cpu(const at::Tensor& counts, int64_t k, int64_t l) {
   const char* op = "te.te_from_counts";
   const int64_t bins = check_counts(counts, k, l, op);

@@ -194,8 +194,7 @@ at::Tensor sorted_local_te_cuda(const at::Tensor& counts, int64_t k, int64_t l) 
   const char* op = "te.sorted_local_te";
   const int64_t bins = check_counts(counts, k, l, op);
   const c10::cuda::CUDAGuard guard(counts.device());
-  at::Tensor out = at::empty(std::vector<int64_t>(counts.sizes().begin(), counts.sizes().end() - 1),
-                             counts.options().dtype(at::kDouble));
+  at::Tensor out = at::empty(pair_shape(counts), counts.options().dtype(at::kDouble));
   const int64_t npairs = out.numel();
   if (npairs == 0) return out;
   const at::Tensor c = counts.to(at::kLong).contiguous();

@@ -32,25 +32,30 @@ Packed pack_cuda(const at::Tensor& source, const at::Tensor& target, const Serie
                    });
 }
 
-at::Tensor joint_counts_cuda(const at::Tensor& source, const at::Tensor& target, int64_t k,
-                             int64_t l, int64_t delay, std::optional<double> threshold) {
-  const char* op = "te.joint_counts";
+// Every pair's counts or TE. The one-hot path's cross-count matrix (I*J*bins int64) is
+// workspace either way, and the counts output is as large again.
+at::Tensor all_pairs_op_cuda(const at::Tensor& source, const at::Tensor& target, int64_t k,
+                             int64_t l, int64_t delay, std::optional<double> threshold,
+                             PairOutput output, const char* op) {
   const SeriesPlan p = plan_series(source, target, k, l, delay, threshold, op);
   const c10::cuda::CUDAGuard guard(source.device());
-  const int64_t out_bytes = mul_sat(mul_sat(mul_sat(p.I, p.J), p.bins), 8);
-  // The cross-count matrix of the one-hot path counts as workspace too.
-  const Packed x = pack_cuda(source, target, p, add_sat(out_bytes, out_bytes), op);
-  return all_pairs_cuda(x.source, x.target, p, PairOutput::kCounts);
+  const int64_t cross_bytes = mul_sat(mul_sat(mul_sat(p.I, p.J), p.bins), 8);
+  const int64_t bytes = output == PairOutput::kCounts ? add_sat(cross_bytes, cross_bytes)
+                                                      : cross_bytes;
+  const Packed x = pack_cuda(source, target, p, bytes, op);
+  return all_pairs_cuda(x.source, x.target, p, output);
+}
+
+at::Tensor joint_counts_cuda(const at::Tensor& source, const at::Tensor& target, int64_t k,
+                             int64_t l, int64_t delay, std::optional<double> threshold) {
+  return all_pairs_op_cuda(source, target, k, l, delay, threshold, PairOutput::kCounts,
+                           "te.joint_counts");
 }
 
 at::Tensor transfer_entropy_cuda(const at::Tensor& source, const at::Tensor& target, int64_t k,
                                  int64_t l, int64_t delay, std::optional<double> threshold) {
-  const char* op = "te.transfer_entropy";
-  const SeriesPlan p = plan_series(source, target, k, l, delay, threshold, op);
-  const c10::cuda::CUDAGuard guard(source.device());
-  const int64_t cross_bytes = mul_sat(mul_sat(mul_sat(p.I, p.J), p.bins), 8);
-  const Packed x = pack_cuda(source, target, p, cross_bytes, op);
-  return all_pairs_cuda(x.source, x.target, p, PairOutput::kTransferEntropy);
+  return all_pairs_op_cuda(source, target, k, l, delay, threshold,
+                           PairOutput::kTransferEntropy, "te.transfer_entropy");
 }
 
 at::Tensor transfer_entropy_pairs_cuda(const at::Tensor& source, const at::Tensor& target,
@@ -69,7 +74,7 @@ at::Tensor te_from_counts_cuda(const at::Tensor& counts, int64_t k, int64_t l) {
   const char* op = "te.te_from_counts";
   check_counts(counts, k, l, op);
   const c10::cuda::CUDAGuard guard(counts.device());
-  std::vector<int64_t> shape(counts.sizes().begin(), counts.sizes().end() - 1);
+  const std::vector<int64_t> shape = pair_shape(counts);
   if (counts.numel() == 0) return at::empty(shape, counts.options().dtype(at::kDouble));
   const at::Tensor c = counts.to(at::kLong).contiguous();
   check_count_values_cuda(c, int64_t(1) << (k + l + 1), op);  // the op's one sync
@@ -88,7 +93,7 @@ at::Tensor te_from_window_counts_cuda(const at::Tensor& counts,
                    counts.scalar_type());
   if (status.has_value()) check_window_status(*status, counts, op);
   const c10::cuda::CUDAGuard guard(counts.device());
-  std::vector<int64_t> shape(counts.sizes().begin(), counts.sizes().end() - 1);
+  const std::vector<int64_t> shape = pair_shape(counts);
   const at::Tensor c = counts.contiguous();
   return te_from_counts_cuda_impl(c, static_cast<int>(k), static_cast<int>(l),
                                   status.has_value() ? status->const_data_ptr<int64_t>() : nullptr)
