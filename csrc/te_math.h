@@ -115,6 +115,14 @@ TE_HD int64_t state_at(const uint64_t* series, int64_t nwords, int64_t n, int nb
   return s;
 }
 
+// Four bits of a word as four 0/1 bytes, bit b in byte b (little-endian): how
+// the GPU's int8 GEMM operands are written, 16 bytes per store. The four
+// shifted copies of the nibble occupy bits 0-3, 7-10, 14-17 and 21-24, so the
+// multiply never carries, and the mask keeps bit b of copy b.
+TE_HD uint32_t nibble_to_bytes(uint32_t nibble) {
+  return ((nibble & 0xFu) * 0x00204081u) & 0x01010101u;
+}
+
 // sum_w popcount(a[w] & b[w]) over [0, n): the per-pair counting primitive.
 TE_HD int64_t and_popcount(const uint64_t* a, const uint64_t* b, int64_t n) {
   int64_t c = 0;
@@ -127,7 +135,10 @@ TE_HD int64_t and_popcount(const uint64_t* a, const uint64_t* b, int64_t n) {
 //                   read at cross[(xs-1)*cross_xs + (ys-1)*cross_ys];
 //   xcount[xs], ycount[ys]: per-neuron state counts (index 0 included);
 //   n: number of observations. Writes all 2^(k+l+1) bins of out.
-TE_HD void assemble_joint_counts(const int64_t* cross, int64_t cross_xs, int64_t cross_ys,
+// Cross is int64 or the int32 that a GPU's int8 GEMM accumulates in (counts of
+// fewer than 2^31 observations), read as it is rather than widened by a copy.
+template <typename Cross>
+TE_HD void assemble_joint_counts(const Cross* cross, int64_t cross_xs, int64_t cross_ys,
                                  const int64_t* xcount, const int64_t* ycount, int64_t n,
                                  int k, int l, int64_t* out) {
   const int64_t sx = int64_t(1) << l;
@@ -136,7 +147,7 @@ TE_HD void assemble_joint_counts(const int64_t* cross, int64_t cross_xs, int64_t
   for (int64_t ys = 1; ys < sy; ++ys) {
     int64_t row = 0;
     for (int64_t xs = 1; xs < sx; ++xs) {
-      const int64_t c = cross[(xs - 1) * cross_xs + (ys - 1) * cross_ys];
+      const int64_t c = static_cast<int64_t>(cross[(xs - 1) * cross_xs + (ys - 1) * cross_ys]);
       out[(ys << l) | xs] = c;
       row += c;
     }
@@ -146,7 +157,8 @@ TE_HD void assemble_joint_counts(const int64_t* cross, int64_t cross_xs, int64_t
   int64_t xs_total = 0;
   for (int64_t xs = 1; xs < sx; ++xs) {
     int64_t col = 0;
-    for (int64_t ys = 1; ys < sy; ++ys) col += cross[(xs - 1) * cross_xs + (ys - 1) * cross_ys];
+    for (int64_t ys = 1; ys < sy; ++ys)
+      col += static_cast<int64_t>(cross[(xs - 1) * cross_xs + (ys - 1) * cross_ys]);
     out[xs] = xcount[xs] - col;
     xs_total += xcount[xs];
   }
@@ -276,6 +288,23 @@ TE_HD double te_from_joint_counts_direct(const int64_t* c, int k, int l) {
   int64_t n = 0;
   for (int64_t b = 0; b < bins; ++b) n += c[b];
   return te_from_joint_counts(c, k, l, DirectClog{clog_reference(n)});
+}
+
+// TE of pair (i, j) from an all-pairs cross-count matrix: row i (sx - 1) + xs - 1
+// holds source i's one-hot stream xs, column j (sy - 1) + ys - 1 target j's stream
+// ys, rows `ld` apart. f is a table of f(0..nobs) and target_sum the target's
+// target_sum_from_marginals. The order is a compile-time constant, so a GPU thread
+// keeps the bins in registers: the CUDA all-pairs kernel for the common orders
+// (cuda/pair_counts_cuda.cu), exercised on the CPU by csrc/tests.
+template <int K, int L, typename Cross>
+TE_HD double te_of_pair_fixed_order(const Cross* cross, int64_t ld, int64_t i, int64_t j,
+                                    const int64_t* xcount, const int64_t* ycount, int64_t nobs,
+                                    const double* table, double target_sum) {
+  constexpr int64_t kSx = int64_t(1) << L, kSy = int64_t(1) << (K + 1);
+  int64_t bins[kSx * kSy];
+  assemble_joint_counts(cross + i * (kSx - 1) * ld + j * (kSy - 1), ld, 1, xcount + i * kSx,
+                        ycount + j * kSy, nobs, K, L, bins);
+  return te_from_joint_counts_given(bins, K, L, TableClog{table}, nobs, target_sum);
 }
 
 }  // namespace math

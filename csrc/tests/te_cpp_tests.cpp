@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -75,6 +76,78 @@ void test_te_from_counts_matches_direct() {
   EXPECT(te::math::te_from_joint_counts_direct(zeros.data(), 1, 1) == 0.0);
 }
 
+void test_nibble_to_bytes() {
+  for (uint32_t v = 0; v < 16; ++v) {
+    uint32_t want = 0;
+    for (int b = 0; b < 4; ++b) want |= ((v >> b) & 1u) << (8 * b);
+    EXPECT(te::math::nibble_to_bytes(v) == want);
+    EXPECT(te::math::nibble_to_bytes(v | 0xFFF0u) == want);  // higher bits are ignored
+  }
+}
+
+// The GPU's fixed-order all-pairs reduction, run here on a cross-count matrix laid out
+// as the GPU's (rows: sources' one-hot streams, columns: targets'), against the plug-in
+// TE of each pair's joint counts counted directly from the series.
+template <int K, int L, typename Cross>
+void check_fixed_order(std::mt19937_64& rng) {
+  const int64_t I = 3, J = 4, T = 180, sx = 1 << L, sy = 1 << (K + 1);
+  const int64_t n0 = std::max<int64_t>(K, L);  // delay 1
+  const int64_t nobs = T - n0;
+  std::vector<std::vector<int>> x(I, std::vector<int>(T)), y(J, std::vector<int>(T));
+  for (int64_t i = 0; i < I; ++i)
+    for (auto& v : x[i]) v = i == 0 ? 0 : static_cast<int>(rng() % (i + 1) == 0);  // 0: constant
+  for (int64_t j = 0; j < J; ++j)
+    for (int64_t t = 0; t < T; ++t) y[j][t] = t > 0 && j % 2 ? x[1][t - 1] ^ (rng() % 7 == 0) : rng() % 2;
+  auto xstate = [&](int64_t i, int64_t n) {
+    int64_t s = 0;
+    for (int m = 0; m < L; ++m) s |= int64_t(x[i][n - 1 - m]) << m;
+    return s;
+  };
+  auto ystate = [&](int64_t j, int64_t n) {
+    int64_t s = int64_t(y[j][n]) << K;
+    for (int m = 0; m < K; ++m) s |= int64_t(y[j][n - 1 - m]) << m;
+    return s;
+  };
+  const int64_t ld = J * (sy - 1);
+  std::vector<Cross> cross(I * (sx - 1) * ld, 0);
+  std::vector<int64_t> xcount(I * sx, 0), ycount(J * sy, 0);
+  std::vector<std::vector<int64_t>> joint(I * J, std::vector<int64_t>(sx * sy, 0));
+  for (int64_t n = n0; n < T; ++n) {
+    for (int64_t i = 0; i < I; ++i) ++xcount[i * sx + xstate(i, n)];
+    for (int64_t j = 0; j < J; ++j) ++ycount[j * sy + ystate(j, n)];
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t xs = xstate(i, n), ys = ystate(j, n);
+        ++joint[i * J + j][(ys << L) | xs];
+        if (xs > 0 && ys > 0) ++cross[(i * (sx - 1) + xs - 1) * ld + j * (sy - 1) + ys - 1];
+      }
+  }
+  std::vector<double> table(nobs + 1);
+  const double n_ref = te::math::clog_reference(nobs);
+  for (int64_t c = 0; c <= nobs; ++c) table[c] = te::math::clog2c(c, n_ref);
+  for (int64_t j = 0; j < J; ++j) {
+    const double target = te::math::target_sum_from_marginals(ycount.data() + j * sy, K,
+                                                              te::math::TableClog{table.data()});
+    for (int64_t i = 0; i < I; ++i) {
+      const double got = te::math::te_of_pair_fixed_order<K, L>(
+          cross.data(), ld, i, j, xcount.data(), ycount.data(), nobs, table.data(), target);
+      const std::vector<int64_t>& c = joint[i * J + j];
+      EXPECT(got == te::math::te_from_joint_counts_direct(c.data(), K, L));
+      EXPECT(std::fabs(got - std::max(0.0, direct_te(c, K, L))) < 1e-12);
+      if (i == 0) EXPECT(got == 0.0);  // a constant source carries nothing, exactly
+    }
+  }
+}
+
+void test_fixed_order_pair_te() {
+  std::mt19937_64 rng(11);
+  check_fixed_order<1, 1, int32_t>(rng);
+  check_fixed_order<1, 2, int32_t>(rng);
+  check_fixed_order<2, 1, int64_t>(rng);
+  check_fixed_order<2, 2, int64_t>(rng);
+  check_fixed_order<2, 2, int32_t>(rng);
+}
+
 void test_op_through_dispatcher() {
   auto op = c10::Dispatcher::singleton()
                 .findSchemaOrThrow("te::joint_counts", "")
@@ -98,6 +171,8 @@ void test_op_through_dispatcher() {
 int main() {
   test_bits();
   test_te_from_counts_matches_direct();
+  test_nibble_to_bytes();
+  test_fixed_order_pair_te();
   test_op_through_dispatcher();
   if (failures == 0) std::printf("te_cpp_tests: all passed\n");
   return failures == 0 ? 0 : 1;
