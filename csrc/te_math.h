@@ -123,6 +123,19 @@ TE_HD uint32_t nibble_to_bytes(uint32_t nibble) {
   return ((nibble & 0xFu) * 0x00204081u) & 0x01010101u;
 }
 
+// The 8 x 8 bit matrix in x (byte r = row r, bit m = column m) transposed: byte m
+// of the result holds column m, bit r from row r. Three rounds of swapping the
+// off-diagonal halves of 2 x 2, 4 x 4 and 8 x 8 blocks (Hacker's Delight, 7-3).
+TE_HD uint64_t transpose8x8(uint64_t x) {
+  x = (x & 0xAA55AA55AA55AA55ULL) | ((x & 0x00AA00AA00AA00AAULL) << 7) |
+      ((x >> 7) & 0x00AA00AA00AA00AAULL);
+  x = (x & 0xCCCC3333CCCC3333ULL) | ((x & 0x0000CCCC0000CCCCULL) << 14) |
+      ((x >> 14) & 0x0000CCCC0000CCCCULL);
+  x = (x & 0xF0F0F0F00F0F0F0FULL) | ((x & 0x00000000F0F0F0F0ULL) << 28) |
+      ((x >> 28) & 0x00000000F0F0F0F0ULL);
+  return x;
+}
+
 // sum_w popcount(a[w] & b[w]) over [0, n): the per-pair counting primitive.
 TE_HD int64_t and_popcount(const uint64_t* a, const uint64_t* b, int64_t n) {
   int64_t c = 0;

@@ -49,6 +49,13 @@ def test_streaming_equals_from_scratch_random(seed):
     _run_stream(seed, k, l, delay, window, rnd.randint(1, 13), rnd.randint(1, 11), batches)
 
 
+def test_streaming_spans_words_and_bytes_of_neurons():
+    # Segments longer than one 64-bit word and neuron counts that are not a multiple of 8,
+    # so rows go through the kernel's 8 x 8 bit transposes in partial groups too.
+    for seed, (k, l) in enumerate([(1, 1), (2, 1), (1, 2)]):
+        _run_stream(40 + seed, k, l, 1, 300, 37, 19, [50, 64, 200, 7, 131, 301, 64])
+
+
 def test_streaming_matches_numpy_reference_paper_shape():
     # The training shape of the paper's USPS net: 144 -> 10, window 500, batch 64.
     w = _run_stream(7, 1, 1, 1, 500, 144, 10, [64] * 12)
@@ -340,3 +347,4 @@ def test_window_refresh_writes_te_and_the_gradient_scale(device):
     with pytest.raises(ValueError, match="grad_scale must be empty or a floating \\[4, 9\\]"):
         torch.ops.te._window_refresh_(w.counts, None, 1, 1, te, torch.empty(9, 4, device=device))
     torch.library.opcheck(torch.ops.te._window_refresh_.default, (w.counts, w.status, 1, 1, te, scale))
+

@@ -76,6 +76,16 @@ void test_te_from_counts_matches_direct() {
   EXPECT(te::math::te_from_joint_counts_direct(zeros.data(), 1, 1) == 0.0);
 }
 
+void test_transpose8x8() {
+  std::mt19937_64 rng(5);
+  for (int it = 0; it < 2000; ++it) {
+    const uint64_t x = rng();
+    const uint64_t t = te::math::transpose8x8(x);
+    for (int r = 0; r < 8; ++r)
+      for (int m = 0; m < 8; ++m) EXPECT(((x >> (8 * r + m)) & 1) == ((t >> (8 * m + r)) & 1));
+  }
+}
+
 void test_nibble_to_bytes() {
   for (uint32_t v = 0; v < 16; ++v) {
     uint32_t want = 0;
@@ -172,6 +182,7 @@ int main() {
   test_bits();
   test_te_from_counts_matches_direct();
   test_nibble_to_bytes();
+  test_transpose8x8();
   test_fixed_order_pair_te();
   test_op_through_dispatcher();
   if (failures == 0) std::printf("te_cpp_tests: all passed\n");
