@@ -210,6 +210,10 @@ TE_HD int64_t clog_centre(int64_t n) {
 
 TE_HD double clog_reference(int64_t n) { return static_cast<double>(clog_centre(n)); }
 
+// Tables of f (TableClog) up to this many entries (32 MiB), on the CPU and the GPU:
+// past it a table would cost more to build than the logarithms it saves.
+constexpr int64_t kMaxClogTable = int64_t(1) << 22;
+
 struct DirectClog {
   double n_ref;
   TE_HD double operator()(int64_t c) const { return clog2c(c, n_ref); }

@@ -15,9 +15,7 @@
 namespace te {
 namespace cpu {
 
-// Past this many entries (32 MiB) the table would cost more to build than the
-// logarithms it saves.
-constexpr int64_t kMaxClogTable = int64_t(1) << 22;
+using math::kMaxClogTable;
 
 // Per calling thread, the tables of the last few centres (math::clog_centre),
 // each grown on demand to the largest total asked for. Training asks for the TE

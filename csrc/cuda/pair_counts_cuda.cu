@@ -174,10 +174,6 @@ __global__ void assemble_kernel(const Cross* __restrict__ cross, int64_t ld_cros
 // evaluated inline instead (the generic kernel), nvcc may fuse a term's product
 // into the following add, so the two kernels can differ in the last bits.
 
-// Tables of f up to this many entries (32 MiB, the CPU's limit); longer series go
-// to the generic kernel.
-constexpr int64_t kMaxClogTable = int64_t(1) << 22;
-
 __global__ void clog_table_kernel(int64_t n, double n_ref, double* __restrict__ table) {
   for (int64_t c = grid_start(); c <= n; c += grid_stride()) table[c] = math::clog2c(c, n_ref);
 }
@@ -204,11 +200,13 @@ __global__ void te_fixed_order_kernel(const Cross* __restrict__ cross, int64_t l
                                                             g.nobs, table, target);
 }
 
-// Launches the fixed-order kernel when (k, l) is one it is built for; false otherwise.
+// Launches the fixed-order kernel when (k, l) is one it is built for and f(0..nobs)
+// fits a table (math::kMaxClogTable, longer series go to the generic kernel);
+// false otherwise.
 template <typename Cross>
 bool launch_te_fixed_order(const Cross* cross, int64_t ld_cross, const PackedSide& X,
                            const PackedSide& Y, const SeriesPlan& p, double* te_out) {
-  if (p.k > 2 || p.l > 2 || p.nobs + 1 > kMaxClogTable || p.I * p.J == 0) return false;
+  if (p.k > 2 || p.l > 2 || p.nobs + 1 > math::kMaxClogTable || p.I * p.J == 0) return false;
   TORCH_INTERNAL_ASSERT(X.streams == p.sx - 1 && Y.streams == p.sy - 1);
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const at::Tensor table = at::empty({p.nobs + 1}, X.counts.options().dtype(at::kDouble));
@@ -319,19 +317,21 @@ at::Tensor te_from_counts_cuda_impl(const at::Tensor& counts, int k, int l,
 
 namespace {
 
+// fn(pointer to the cross counts): int32 from the GEMM, int64 from the popcount kernel.
+template <typename Fn>
+auto with_cross_type(const at::Tensor& cross, Fn fn) {
+  return cross.scalar_type() == at::kInt ? fn(cross.const_data_ptr<int32_t>())
+                                         : fn(cross.const_data_ptr<int64_t>());
+}
+
 void launch_assemble(const at::Tensor& cross, const PackedSide& X, const PackedSide& Y,
                      const SeriesPlan& p, int64_t* counts_out, double* te_out) {
-  auto launch = [&](const auto* c) {
+  with_cross_type(cross, [&](const auto* c) {
     assemble_kernel<<<blocks_for(p.I * p.J), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
         c, cross.size(1), X.counts.const_data_ptr<int64_t>(), Y.counts.const_data_ptr<int64_t>(),
         geometry(X, Y, p), counts_out, te_out);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-  };
-  if (cross.scalar_type() == at::kInt) {
-    launch(cross.const_data_ptr<int32_t>());
-  } else {
-    launch(cross.const_data_ptr<int64_t>());
-  }
+  });
 }
 
 }  // namespace
@@ -345,14 +345,11 @@ at::Tensor all_pairs_cuda(const PackedSide& X, const PackedSide& Y, const Series
   }
   const at::Tensor cross = cross_counts(X, Y, p);
   const int64_t ld_cross = cross.size(1);
-  const bool gemm = cross.scalar_type() == at::kInt;
   if (what == PairOutput::kTransferEntropy) {
     at::Tensor te = at::empty({p.I, p.J}, X.counts.options().dtype(at::kDouble));
-    const bool launched =
-        gemm ? launch_te_fixed_order(cross.const_data_ptr<int32_t>(), ld_cross, X, Y, p,
-                                     te.data_ptr<double>())
-             : launch_te_fixed_order(cross.const_data_ptr<int64_t>(), ld_cross, X, Y, p,
-                                     te.data_ptr<double>());
+    const bool launched = with_cross_type(cross, [&](const auto* c) {
+      return launch_te_fixed_order(c, ld_cross, X, Y, p, te.data_ptr<double>());
+    });
     if (launched) return te;
     launch_assemble(cross, X, Y, p, nullptr, te.data_ptr<double>());
     return te;
